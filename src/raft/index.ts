@@ -1,0 +1,3 @@
+export * from './types';
+export * from './storage';
+export * from './raw-node';

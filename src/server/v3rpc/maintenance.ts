@@ -1,0 +1,105 @@
+// etcdserverpb.Maintenance (etcd v3rpc/maintenance.go) and etcdserverpb.Cluster for one member.
+
+import { createHash } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { EtcdServer } from '../etcd-server';
+import type { AlarmRequest } from '../../api/types';
+import { num } from '../apply';
+import { unary } from './util';
+import { toGrpcError } from './errors';
+import * as rpc from '../../api/rpctypes';
+
+const ALARM_NAMES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
+
+export function maintenanceService(srv: EtcdServer, logger: Logger) {
+  return {
+    Alarm: unary(logger, async (r: AlarmRequest) => {
+      // etcd sends every alarm request, GET included, through the log.
+      const res = await srv.propose({ alarm: { action: r.action, memberID: String(r.memberID), alarm: r.alarm } });
+      if (res.kind !== 'alarm') throw new Error('unexpected apply result for alarm');
+      return { header: srv.header(0), alarms: res.alarms };
+    }),
+    Status: unary(logger, async () => {
+      const st = srv.raftStatus();
+      const errors: string[] = [];
+      if (st.lead === 0n) errors.push('etcdserver: no leader');
+      for (const a of srv.applier.listAlarms()) errors.push(`memberID:${a.memberID} alarm:${ALARM_NAMES[a.alarm] ?? a.alarm} `);
+      return {
+        header: srv.header(0),
+        version: srv.version(),
+        dbSize: await srv.store.dbSize(),
+        leader: st.lead.toString(),
+        raftIndex: st.commit,
+        raftTerm: st.term,
+        raftAppliedIndex: srv.applied.index,
+        errors,
+        dbSizeInUse: await srv.store.dbSizeInUse(),
+        isLearner: false,
+      };
+    }),
+    Defragment: unary(logger, async () => {
+      await srv.store.defrag();
+      return { header: srv.header(0) };
+    }),
+    Hash: unary(logger, async () => {
+      return { header: srv.header(0), hash: await srv.store.hash() };
+    }),
+    HashKV: unary(logger, async (r: { revision: string }) => {
+      const h = await srv.store.hashByRev(num(r.revision));
+      return { header: srv.header(0), hash: h.hash, compact_revision: h.compactRev, hash_revision: h.rev };
+    }),
+    Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      void (async () => {
+        try {
+          // etcd appends the sha256 of the snapshot so `etcdctl snapshot restore` can verify it.
+          const sha = createHash('sha256');
+          for await (const chunk of srv.store.snapshot()) {
+            sha.update(chunk);
+            if (call.cancelled) return;
+            if (!call.write({ header: srv.header(0), remaining_bytes: 1, blob: chunk })) {
+              await new Promise<void>((res) => call.once('drain', res));
+            }
+          }
+          call.write({ header: srv.header(0), remaining_bytes: 0, blob: sha.digest() });
+          call.end();
+        } catch (err) {
+          call.emit('error', toGrpcError(err, logger));
+        }
+      })();
+    },
+    MoveLeader: unary(logger, async (r: { targetID: string }) => {
+      const st = srv.raftStatus();
+      if (st.lead !== srv.memberId) throw rpc.ErrGRPCNotLeader;
+      if (BigInt(r.targetID) !== srv.memberId) throw rpc.ErrGRPCBadLeaderTransferee;
+      return { header: srv.header(0) };
+    }),
+  };
+}
+
+export function clusterService(srv: EtcdServer, logger: Logger) {
+  return {
+    MemberList: unary(logger, async () => {
+      return {
+        header: srv.header(0),
+        members: [...srv.members.values()].map((m) => ({
+          ID: m.id.toString(),
+          name: m.name,
+          peerURLs: m.peerUrls,
+          clientURLs: m.clientUrls,
+          isLearner: m.isLearner,
+        })),
+      };
+    }),
+  };
+}
+
+export function authService(srv: EtcdServer, logger: Logger) {
+  return {
+    AuthStatus: unary(logger, async () => ({ header: srv.header(0), enabled: false, authRevision: 0 })),
+    Authenticate: unary(logger, async () => {
+      throw rpc.ErrGRPCAuthNotEnabled;
+    }),
+  };
+}
+

@@ -1,0 +1,65 @@
+// Runs bin/etcd as a real child process (for kill -9 and launcher tests).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+
+export const BIN_ETCD = path.join(__dirname, '..', '..', '..', 'bin', 'etcd');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface EtcdProcess {
+  proc: ChildProcess;
+  output: () => string;
+  /** Resolves when a line containing `text` has been printed (stdout or stderr). */
+  waitFor(text: string, timeoutMs?: number): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export function runEtcd(args: string[], env: NodeJS.ProcessEnv = {}): EtcdProcess {
+  const proc = spawn(process.execPath, [BIN_ETCD, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const listeners: Array<() => void> = [];
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    for (const l of listeners.slice()) l();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return {
+    proc,
+    output: () => out,
+    exited,
+    waitFor(text, timeoutMs = 20000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (out.includes(text)) {
+            clearTimeout(timer);
+            const i = listeners.indexOf(check);
+            if (i >= 0) listeners.splice(i, 1);
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => reject(new Error(`etcd did not print ${JSON.stringify(text)} within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
+        listeners.push(check);
+        void exited.then((code) => {
+          if (!out.includes(text)) {
+            clearTimeout(timer);
+            reject(new Error(`etcd exited (${code}) before printing ${JSON.stringify(text)}; output:\n${out}`));
+          }
+        });
+        check();
+      });
+    },
+  };
+}
