@@ -116,9 +116,13 @@ export class KeyIndex {
     assert(!this.isEmpty(), "keyIndex 'get' got an unexpected empty keyIndex");
     const g = this.findGeneration(atRev);
     if (g === null || g.isEmpty()) return null;
-    const n = g.walk((rev) => rev.main > atRev);
-    if (n === -1) return null;
-    return { modified: g.revs[n]!, created: g.created, version: g.ver - (g.revs.length - n - 1) };
+    // g.walk((rev) => rev.main > atRev), without the closure: this is the hot path of every range.
+    const revs = g.revs;
+    for (let n = revs.length - 1; n >= 0; n--) {
+      const rev = revs[n]!;
+      if (rev.main <= atRev) return { modified: rev, created: g.created, version: g.ver - (revs.length - n - 1) };
+    }
+    return null;
   }
 
   /**

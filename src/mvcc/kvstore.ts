@@ -423,6 +423,11 @@ export class MvccStore {
     return { done };
   }
 
+  /** Resolves when every compaction scheduled so far (including one resumed by open()) has finished. */
+  compactionDone(): Promise<void> {
+    return this.compactionChain;
+  }
+
   private scheduleCompaction(rev: number): Promise<void> {
     const job = this.compactionChain.then(() => this.runCompaction(rev));
     this.compactionChain = job.catch((err: unknown) => {

@@ -62,19 +62,21 @@ export class TreeIndex {
     return ki.tombstone(rev.main, rev.sub);
   }
 
-  /** Calls `f` for every keyIndex in the range, in key order, until it returns false. */
-  visit(key: Buffer, end: Buffer | null, f: (ki: KeyIndex) => boolean | void): void {
+  /** Calls `f` for every keyIndex in the range, in key order. */
+  visit(key: Buffer, end: Buffer | null, f: (ki: KeyIndex) => void): void {
     if (end === null) {
       const ki = this.tree.get(key);
       if (ki !== undefined) f(ki);
       return;
     }
-    const unbounded = end.length === 0;
-    if (!unbounded && Buffer.compare(key, end) >= 0) return;
-    for (const [k, ki] of this.tree.entries(key)) {
-      if (!unbounded && Buffer.compare(k, end) >= 0) return;
-      if (f(ki) === false) return;
+    if (end.length === 0) {
+      const high = this.tree.maxKey();
+      if (high === undefined || Buffer.compare(key, high) > 0) return;
+      this.tree.forRange(key, high, true, (_k, ki) => f(ki));
+      return;
     }
+    if (Buffer.compare(key, end) >= 0) return;
+    this.tree.forRange(key, end, false, (_k, ki) => f(ki));
   }
 
   /**

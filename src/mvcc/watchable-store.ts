@@ -82,7 +82,7 @@ export interface WatchHost {
 export interface WatchLimits {
   /** Unsynced watchers caught up per syncWatchers call (etcd maxWatchersPerSync). */
   maxWatchersPerSync: number;
-  /** Distinct revisions per catch-up response (etcd watchBatchMaxRevs). */
+  /** Distinct revisions per catch-up response (etcd watchBatchMaxRevs); one sync may send several. */
   batchMaxRevs: number;
   /** History entries read per syncWatchers call (extended to the end of the last revision read). */
   syncMaxEntries: number;
@@ -334,8 +334,9 @@ export class WatchableStore {
       group.add(w);
     }
 
-    // One scan of the history [minRev, currentRev], bounded, ending on a revision boundary.
-    const batches = new Map<Watcher, EventBatch>();
+    // One scan of the history [minRev, currentRev], bounded, ending on a revision boundary. Each watcher's
+    // events are cut into batches of at most batchMaxRevs revisions (one response each).
+    const batches = new Map<Watcher, EventBatch[]>();
     let upTo = currentRev;
     let entries = 0;
     let bytes = 0;
@@ -353,12 +354,18 @@ export class WatchableStore {
       group.forEachMatch(key, (w) => {
         if (e.rev.main < w.minRev) return;
         ev ??= this.toEvent(e);
-        let b = batches.get(w);
-        if (b === undefined) {
-          b = new EventBatch();
-          batches.set(w, b);
+        let list = batches.get(w);
+        if (list === undefined) {
+          list = [new EventBatch()];
+          batches.set(w, list);
         }
-        b.add(ev, this.limits.batchMaxRevs);
+        let last = list[list.length - 1]!;
+        last.add(ev, this.limits.batchMaxRevs);
+        if (last.moreRev !== 0) {
+          last = new EventBatch();
+          list.push(last);
+          last.add(ev, this.limits.batchMaxRevs);
+        }
       });
     }
     if (this.closed) return 0;
@@ -367,16 +374,24 @@ export class WatchableStore {
     const nowRev = this.host.currentRev;
     for (const w of chosen) {
       if (w.state !== 'unsynced') continue; // canceled or closed during the scan
-      const b = batches.get(w);
-      const newMin = b !== undefined && b.moreRev !== 0 ? b.moreRev : Math.max(w.minRev, upTo + 1);
       this.unsynced.delete(w);
-      w.minRev = newMin;
-      if (b !== undefined && b.events.length > 0 && !w.sendEvents(b.events, newMin - 1)) {
-        w.state = 'victim';
-        w.pending = b.events;
-        this.victims.add(w);
-        continue;
+      const list = batches.get(w) ?? [];
+      let victim = false;
+      for (let i = 0; i < list.length; i++) {
+        const batch = list[i]!;
+        // Batch i covers the revisions up to the first one of batch i + 1, the last one up to upTo.
+        const next = i + 1 < list.length ? batch.moreRev : upTo + 1;
+        w.minRev = next;
+        if (!w.sendEvents(batch.events, next - 1)) {
+          w.state = 'victim';
+          w.pending = batch.events;
+          this.victims.add(w);
+          victim = true;
+          break;
+        }
       }
+      if (victim) continue;
+      w.minRev = Math.max(w.minRev, upTo + 1);
       if (w.minRev > nowRev) {
         w.state = 'synced';
         this.synced.add(w);

@@ -41,6 +41,19 @@ const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 /** etcd: grpcOverheadBytes, added on top of --max-request-bytes for the gRPC receive limit. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
+/** Bytes of the files directly in dir (the level database): etcd's dbSize is the physical size. */
+async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await fs.readdir(dir)) {
+    try {
+      total += (await fs.stat(path.join(dir, name))).size;
+    } catch {
+      // removed by a concurrent level compaction
+    }
+  }
+  return total;
+}
+
 export interface EtcdServerConfig {
   name: string;
   dataDir: string;
@@ -185,12 +198,19 @@ export class EtcdServer {
       minTtlSeconds: Math.ceil((((3 * Math.floor(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs)) / 2) * cfg.heartbeatIntervalMs) / 1000),
       clock: { now: () => performance.now() },
     });
-    const store = await MvccStore.open({ dir: dbDir, lessor, logger: logger.child({ component: 'mvcc' }) });
-    for (const [k, v] of await store.auxGetAll('lease')) {
-      const l = decodeLease(k, v);
-      lessor.restore(l.id, l.ttl);
-    }
-    // Keys attached to leases were re-attached by MVCC's restore through the LeaseAttacher.
+    const store = await MvccStore.open({
+      dir: dbDir,
+      lessor,
+      logger: logger.child({ component: 'mvcc' }),
+      // etcd recovers the lessor before the key index, so that restored keys re-attach to their leases.
+      beforeRestore: async (aux) => {
+        for (const [k, v] of await aux.auxGetAll('lease')) {
+          const l = decodeLease(k, v);
+          lessor.restore(l.id, l.ttl);
+        }
+      },
+      sizer: () => directorySize(dbDir),
+    });
     const dropped = lessor.finishRestore();
     if (dropped.length > 0) logger.warn({ leases: dropped.map((id) => id.toString(16)) }, 'keys referenced leases with no lease record; detached');
     const applied = store.consistentIndex();

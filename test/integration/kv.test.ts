@@ -24,7 +24,7 @@ async function put(key: string, value: string, extra: object = {}) {
 async function range(req: object) {
   return call(kv, 'Range', req);
 }
-async function rejects(p: Promise<unknown>, code: number, details: string, tt: typeof t) {
+async function rejects(p: Promise<unknown>, code: number, details: string, tt: any) {
   try {
     await p;
     tt.fail(`expected ${details}`);
@@ -183,12 +183,13 @@ t.test('txn: compares, branches, nested, missing-key zero values', async (t) => 
   // Range compare: all keys in [r/, r0) have version > 0.
   const rc = await call(kv, 'Txn', { compare: [{ target: 0, result: 1, key: b('r/'), range_end: b('r0'), version: 0 }], success: [], failure: [] });
   t.equal(rc.succeeded, true);
-  // Nested txn and a range that sees the txn's own put.
+  // Nested txn and a range that sees the txn's own put. As in etcd, every compare (nested ones too) is
+  // decided against the state before the txn: n1 does not exist yet for the nested compare.
   const nested = await call(kv, 'Txn', {
     compare: [],
     success: [
       { request_put: { key: b('n1'), value: b('a') } },
-      { request_txn: { compare: [{ target: 0, result: 1, key: b('n1'), version: 0 }], success: [{ request_put: { key: b('n2'), value: b('b') } }], failure: [] } },
+      { request_txn: { compare: [{ target: 0, result: 0, key: b('n1'), version: 0 }], success: [{ request_put: { key: b('n2'), value: b('b') } }], failure: [] } },
       { request_range: { key: b('n1') } },
     ],
     failure: [],

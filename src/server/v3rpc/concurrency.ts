@@ -15,14 +15,15 @@ import { big, num } from '../apply';
 import { checkQuota } from './kv';
 import { unary } from './util';
 import { toGrpcError } from './errors';
+import { WireError } from '../../api/rpctypes';
 
 // v3election errors are plain Go errors in etcd, so they reach clients as UNKNOWN with these texts.
 const ErrElectionNotLeader = plain('election: not leader');
 const ErrElectionNoLeader = plain('election: no leader');
 const ErrMissingLeaderKey = plain('"leader" field must be provided');
 
-function plain(message: string) {
-  return { code: Status.UNKNOWN, details: message, message };
+function plain(message: string): WireError {
+  return new WireError(Status.UNKNOWN, message);
 }
 
 interface LeaderKey {
