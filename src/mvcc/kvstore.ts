@@ -45,8 +45,10 @@
 //
 // Scan the key bucket in revision order: the first entry of a key rebuilds its KeyIndex from the stored
 // create_revision and version (KeyIndex.restore), later entries are puts or tombstones. currentRev = the last
-// main revision seen, at least 1 and at least the compaction revision (compaction may have deleted the newest
-// entries' predecessors but never the newest). Leases of live keys are re-attached through the LeaseAttacher.
+// main revision seen, at least 1 and at least the (scheduled) compaction revision: compaction at C may have
+// deleted every entry up to C, e.g. when the last write was a deletion. Leases of live keys are re-attached
+// through the LeaseAttacher (after MvccOptions.beforeRestore, so the lessor can load its leases first). A
+// scheduled but unfinished compaction is installed and its deletion resumed in the background.
 
 import zlib from 'node:zlib';
 import { Level } from 'level';

@@ -493,3 +493,48 @@ t.test('sizes, defrag, forceCommit, prevKvs', async (t) => {
   t.strictSame(prev.map((kv) => (kv === null ? null : `${kv.key}@${kv.modRevision}=${kv.value.length}`)), ['k1@3=100', 'k2@4=100', null]);
   await s.close();
 });
+
+t.test('reads, writes and watch catch-up flow during a long compaction', async (t) => {
+  const { s } = await open(t.testdir(), { compactionBatchLimit: 10 });
+  const a = new Applier(s);
+  const live = new Map<string, string>();
+  for (let v = 0; v < 5; v++) {
+    for (let k = 0; k < 200; k++) {
+      a.put(`k${k}`, `${v}`);
+      live.set(`k${k}`, `${v}`);
+    }
+  }
+  const compactRev = s.currentRev;
+  const atCut = brief((await s.range(Buffer.from([0]), all, { rev: compactRev })).kvs);
+  const { done } = await s.compact(compactRev, ++a.index);
+  let finished = false;
+  void done.then(() => {
+    finished = true;
+  });
+  const sink: string[] = [];
+  const ws = s.newWatchStream((r) => {
+    for (const e of r.events) sink.push(`${e.kv.key.toString()}@${e.kv.modRevision}`);
+    return true;
+  });
+  ws.watch({ id: 1, key: Buffer.from([0]), end: all, startRev: compactRev + 1 });
+  let rounds = 0;
+  const written: string[] = [];
+  while (!finished) {
+    rounds++;
+    const k = `k${(rounds * 7) % 200}`;
+    const rev = a.put(k, `new${rounds}`);
+    live.set(k, `new${rounds}`);
+    written.push(`${k}@${rev}`);
+    t.strictSame(brief((await s.range(Buffer.from([0]), all, { rev: compactRev })).kvs), atCut, `round ${rounds}: the cut is stable`);
+    const now = await s.range(Buffer.from([0]), all);
+    t.equal(now.kvs.length, 200);
+    for (const kv of now.kvs) if (live.get(kv.key.toString()) !== kv.value.toString()) t.fail(`round ${rounds}: ${kv.key} stale`);
+    await s.syncWatchers();
+    t.ok(rounds < 10_000, 'compaction finishes');
+  }
+  while ((await s.syncWatchers()) > 0);
+  t.ok(rounds > 3, `${rounds} rounds of traffic interleaved with the compaction`);
+  t.strictSame(sink, written, 'the watcher saw every write after the cut, once, in order');
+  ws.close();
+  await s.close();
+});
