@@ -584,7 +584,7 @@ export class MvccStore {
    * Rejects with DomainError ErrSnapshotCorrupt on a bad magic, truncation or CRC mismatch; the directory
    * then holds a partial database and must be discarded.
    */
-  static async restoreSnapshot(dir: string, chunks: AsyncIterable<Buffer>): Promise<{ records: number }> {
+  static async restoreSnapshot(dir: string, chunks: AsyncIterable<Uint8Array>): Promise<{ records: number }> {
     const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
     try {
@@ -599,7 +599,8 @@ export class MvccStore {
       const corrupt = (why: string): never => {
         throw mvccError(ErrSnapshotCorrupt, new Error(why));
       };
-      for await (const chunk of chunks) {
+      for await (const raw of chunks) {
+        const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
         if (finished) corrupt('data after the trailer');
         pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
         let off = 0;

@@ -10,7 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { EtcdServer } from '../etcd-server';
 import type { WatchResponse as MvccWatchResponse, WatchStream } from '../../mvcc';
-import { EventType, type MvccEvent } from '../../mvcc/types';
+import { EventType, type KeyValue, type MvccEvent } from '../../mvcc/types';
 import type { PbEvent, WatchCreateRequest, WatchRequest, WatchResponse } from '../../api/types';
 import { num, toPbKv } from '../apply';
 
@@ -189,23 +189,19 @@ class ServerWatchStream {
     return true;
   }
 
-  /** etcd fetches prev_kv when sending: the key at mod_revision - 1, for every event that is not a create. */
+  /** etcd fetches prev_kv when sending: the key at mod_revision - 1, for every event that is not a create.
+   * A prev_kv compacted away is left out, as etcd does. */
   private async withPrevKvs(events: MvccEvent[]): Promise<PbEvent[]> {
-    return Promise.all(
-      events.map(async (e) => {
-        const ev = toPbEvent(e);
-        const isCreate = e.type === EventType.Put && e.kv.createRevision === e.kv.modRevision;
-        if (!isCreate) {
-          try {
-            const rr = await this.srv.store.range(e.kv.key, null, { rev: e.kv.modRevision - 1 });
-            if (rr.kvs[0]) ev.prev_kv = toPbKv(rr.kvs[0]);
-          } catch {
-            // Compacted away: etcd sends the event without prev_kv then.
-          }
-        }
-        return ev;
-      }),
-    );
+    const wanted = events.filter((e) => !(e.type === EventType.Put && e.kv.createRevision === e.kv.modRevision));
+    const prevs = wanted.length > 0 ? await this.srv.store.prevKvs(wanted) : [];
+    const byEvent = new Map<MvccEvent, KeyValue | null>();
+    wanted.forEach((e, i) => byEvent.set(e, prevs[i] ?? null));
+    return events.map((e) => {
+      const ev = toPbEvent(e);
+      const prev = byEvent.get(e);
+      if (prev) ev.prev_kv = toPbKv(prev);
+      return ev;
+    });
   }
 
   /** etcd sendFragments: split into responses below max-request-bytes, all but the last marked fragment. */
