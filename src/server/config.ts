@@ -777,7 +777,6 @@ export function validateConfig(cfg: ServerConfig): { warnings: ConfigWarning[] }
   ] as const;
   for (const { kind, tls, urls, key } of listeners) {
     const certsGiven = tls.certFile !== '' || tls.keyFile !== '';
-    if (tls.autoTls && certsGiven) warnings.push({ msg: `ignoring ${kind} auto TLS since certs given` });
     let tlsUsed = false;
     for (const u of urls) {
       const scheme = urlScheme(u);
@@ -820,7 +819,6 @@ export function validateConfig(cfg: ServerConfig): { warnings: ConfigWarning[] }
   }
   if (cfg.proxy !== 'off') throw configError(`--proxy=${cfg.proxy} is not supported by this server: the v2 proxy is deprecated in etcd v3.5`);
   if (cfg.initialCluster === '') throw configError('--initial-cluster must be set (discovery is not supported by this server)');
-  if (!(cfg.maxRequestBytes > 0)) throw configError(`--max-request-bytes must be >0 (set to ${cfg.maxRequestBytes})`);
 
   return { warnings };
 }

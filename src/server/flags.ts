@@ -648,8 +648,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): ParseResult {
 
 /** etcd v3.5 startEtcdOrProxyV2 on a parse/validation error: "Running: ", "failed to verify flags", exit 1. */
 function verifyFailure(logs: ParseLog[], argv: string[], err: unknown): ExitError {
-  if (!isConfigError(err) && !(err instanceof Error)) throw err;
-  const message = (err as Error).message;
+  if (!(err instanceof Error)) throw err;
+  const message = err.message;
   let out = logsToText(logs);
   out += formatLogLine('info', 'Running: ', { args: ['etcd', ...argv] });
   out += formatLogLine('warn', 'failed to verify flags', { error: message });
