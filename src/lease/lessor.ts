@@ -27,6 +27,8 @@ export class Lease {
   expiry = Infinity;
   /** Attached keys, as latin1 strings of the key bytes (a lossless byte-to-string mapping). */
   readonly keys = new Set<string>();
+  /** The remaining TTL recorded by the last checkpoint, in seconds; 0 = none (use the full TTL). */
+  remainingTtl = 0;
   constructor(
     readonly id: bigint,
     /** Granted TTL in seconds (already raised to the minimum TTL); 0 only transiently during restore. */
@@ -102,10 +104,36 @@ export class Lessor implements LeaseAttacher {
   }
 
   /** Restore a persisted lease at startup (no TTL adjustment). */
-  restore(id: bigint, ttl: number): void {
-    const l = this.leases.get(id);
+  restore(id: bigint, ttl: number, remainingTtl = 0): void {
+    let l = this.leases.get(id);
     if (l) l.ttl = ttl;
-    else this.leases.set(id, new Lease(id, ttl));
+    else this.leases.set(id, (l = new Lease(id, ttl)));
+    l.remainingTtl = remainingTtl;
+  }
+
+  /** Apply a checkpoint from the log (etcd lessor.Checkpoint): the primary restarts the lease from it. */
+  checkpoint(id: bigint, remainingTtl: number): void {
+    const l = this.leases.get(id);
+    if (!l) return;
+    l.remainingTtl = remainingTtl;
+    if (this.primary && remainingTtl > 0) l.expiry = this.clock.now() + remainingTtl * 1000;
+  }
+
+  /**
+   * The checkpoints the primary should record now (etcd findDueScheduledCheckpoints): leases whose remaining
+   * time exceeds the checkpoint interval, with that remaining time rounded up to seconds.
+   */
+  checkpointsDue(intervalMs: number, limit = 1000): Array<{ id: bigint; remainingTtl: number }> {
+    if (!this.primary) return [];
+    const now = this.clock.now();
+    const out: Array<{ id: bigint; remainingTtl: number }> = [];
+    for (const l of this.leases.values()) {
+      if (l.expiry === Infinity) continue;
+      const ms = l.expiry - now;
+      if (ms > intervalMs) out.push({ id: l.id, remainingTtl: Math.ceil(ms / 1000) });
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   /** After restore: leases that keys referenced but that have no persisted record (revoked before a crash
@@ -140,19 +168,23 @@ export class Lessor implements LeaseAttacher {
 
   // --- leader-only ---
 
-  /** Renew (KeepAlive): only the leader renews; returns the TTL. */
+  /** Renew (KeepAlive): only the leader renews; returns the TTL. A renewal supersedes any checkpoint. */
   renew(id: bigint): number {
     const l = this.leases.get(id);
     if (!l) throw new DomainError(ErrLeaseNotFound, 'lease: lease not found');
+    l.remainingTtl = 0;
     if (this.primary) l.expiry = this.clock.now() + l.ttl * 1000;
     return l.ttl;
   }
 
-  /** Become the lease primary (leader): every lease's TTL restarts now. */
+  /**
+   * Become the lease primary (leader): every lease restarts from its checkpointed remaining TTL, or its full
+   * TTL, plus `extendMs` (etcd extends by an election timeout, the time the old leader may have been gone).
+   */
   promote(extendMs = 0): void {
     this.primary = true;
     const now = this.clock.now();
-    for (const l of this.leases.values()) l.expiry = now + l.ttl * 1000 + extendMs;
+    for (const l of this.leases.values()) l.expiry = now + (l.remainingTtl > 0 ? l.remainingTtl : l.ttl) * 1000 + extendMs;
   }
 
   demote(): void {

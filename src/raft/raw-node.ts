@@ -1,283 +1,331 @@
-// The Raft core's synchronous interface, shaped after etcd-io/raft's RawNode: ticks, proposals and read
-// requests go in; a Ready batch comes out (hard state and entries to persist, committed entries to apply,
-// read states to answer); advance() acknowledges it. No I/O, no timers, no clock: time exists only as ticks,
-// and randomness only through the injected Prng.
-//
-// Scope today: a cluster whose only voter is this member (the single-member server of issue #2). Election,
-// replication to peers, pre-vote, check-quorum, leader transfer, learners, membership changes and snapshots
-// arrive with the Raft issue (#3); the Ready contract below is already the one they need, so the node loop
-// in src/server does not change when peers arrive.
-//
-// Durability contract (etcd-io/raft, Ready): the node loop must persist `hardState` and `entries` (fsync
-// when `mustSync`) before it applies `committedEntries` or sends anything that depends on them. With a
-// single voter, an entry is committed as soon as it is appended, and the same Ready carries it both in
-// `entries` and in `committedEntries`; persisting first and applying second keeps that safe.
+// The Raft core's synchronous interface (etcd raft rawnode.go, node.go's Ready): ticks, messages, proposals and read
+// requests go in; a Ready batch comes out; advance() acknowledges it. No I/O, no timers, no clock: time exists only as
+// ticks, and randomness only through the injected Prng. The node loop in src/server owns all I/O.
 
 import { assert } from '../util/assert';
-import type { Prng } from '../util/prng';
-import { MemoryStorage } from './storage';
-import { type Entry, EntryType, type HardState } from './types';
+import { encodeConfChange } from './confchange/codec';
+import { StepLocalMsgError, StepPeerNotFoundError } from './errors';
+import type { Entry } from './types';
+import { None, Raft, type RaftConfig, type SoftState, StateType } from './raft';
+import type { ReadState } from './read-only';
+import type { ProgressStateType } from './tracker/progress';
+import {
+  type ConfChange,
+  type ConfState,
+  EntryType,
+  type HardState,
+  type Message,
+  MessageType,
+  type Snapshot,
+  isEmptyHardState,
+  isHardStateEqual,
+  isLocalMsg,
+  isResponseMsg,
+  message,
+} from './types';
 
-export enum StateType {
-  Follower = 'StateFollower',
-  Candidate = 'StateCandidate',
-  Leader = 'StateLeader',
-}
-
-export interface SoftState {
-  lead: bigint;
-  raftState: StateType;
-}
-
-/** A linearizable read request answered: reads may proceed once applied >= index. */
-export interface ReadState {
-  index: number;
-  requestCtx: Buffer;
-}
-
+/**
+ * A batch of work for the node loop (etcd raft.Ready, v3.4 semantics). All fields are read-only.
+ *
+ * Durability contract. For each Ready, in this order:
+ *   1. If this member is the leader (softState, or the last one seen, says so), `messages` may be sent right away,
+ *      in parallel with the disk write (Raft thesis §10.2.1: the leader's own append is counted, but its commit only
+ *      becomes visible in a later Ready, after this one's write completed).
+ *   2. Persist `snapshot` (if any), then `entries` and `hardState` (if any), with an fsync when `mustSync`. Then make
+ *      them visible to the core: MemoryStorage.applySnapshot(snapshot), append(entries), hardState = hardState.
+ *   3. If not the leader, send `messages` only now: they may promise what was just persisted (a vote, an append).
+ *   4. Apply the snapshot data (if any), then `committedEntries`, in order; for each ConfChange entry call
+ *      applyConfChange. Serve `readStates` once the applied index reaches each one's index.
+ *   5. advance(rd).
+ * Exactly one Ready may be outstanding: ready() must not be called again before advance(). Between the two, the node
+ * may still be ticked and stepped (etcd's node does the same); the effects appear in the next Ready.
+ */
 export interface Ready {
+  /** The volatile state, if it changed since the last Ready. Need not be persisted. */
   softState?: SoftState;
+  /** The HardState to persist, if it changed since the last Ready. */
   hardState?: HardState;
-  /** Entries to persist before anything else in this Ready is acted upon. */
-  entries: Entry[];
-  /** Entries committed and durable on a quorum, to apply in order. */
-  committedEntries: Entry[];
+  /** Answers to ReadIndex requests: serve each read once the applied index reaches its index. */
   readStates: ReadState[];
-  /** Whether `hardState`/`entries` must be fsynced before continuing (etcd raft's MustSync). */
+  /** Entries to persist (they may replace a suffix of the stable log). */
+  entries: Entry[];
+  /** A snapshot to persist and apply (received from the leader). */
+  snapshot?: Snapshot;
+  /** Entries committed by a quorum, to apply in order (they may include `entries` of this same Ready). */
+  committedEntries: Entry[];
+  /**
+   * Messages to send, after persisting unless this member is the leader (see above). For a MsgSnap, the node loop
+   * streams the snapshot data and must call reportSnapshot() with the outcome.
+   */
+  messages: Message[];
+  /** Whether hardState/entries must be fsynced before continuing (etcd MustSync). */
   mustSync: boolean;
 }
 
-export interface RaftConfig {
+/**
+ * Whether the HardState change and the number of entries require a synchronous write (etcd MustSync): currentTerm,
+ * votedFor and the log must be on stable storage before responding to RPCs (Raft paper, Figure 2); the commit index
+ * need not be.
+ */
+export function mustSync(st: HardState, prevst: HardState, entsnum: number): boolean {
+  return entsnum !== 0 || st.vote !== prevst.vote || st.term !== prevst.term;
+}
+
+/** The outcome of sending a snapshot, reported with reportSnapshot (etcd SnapshotStatus). */
+export enum SnapshotStatus {
+  Finish = 1,
+  Failure = 2,
+}
+
+/** The leader's view of one member (a copy). */
+export interface ProgressStatus {
+  match: number;
+  next: number;
+  state: ProgressStateType;
+  isLearner: boolean;
+  recentActive: boolean;
+  paused: boolean;
+  pendingSnapshot: number;
+  inflightCount: number;
+  inflightBytes: number;
+}
+
+/** A snapshot of a node's state (etcd raft.Status). `progress` is set on the leader only. */
+export interface Status {
   id: bigint;
-  /** The voters at start. Today exactly one: this member. */
-  voters: bigint[];
-  electionTick: number;
-  heartbeatTick: number;
-  storage: MemoryStorage;
-  /** The last applied index at start (the MVCC consistent index); committed entries after it are re-applied. */
+  term: number;
+  vote: bigint;
+  commit: number;
   applied: number;
-  rand: Prng;
-  /** Bound on proposals waiting in the unstable log (etcd's MaxUncommittedEntriesSize, in entries here). */
-  maxUncommittedEntries?: number;
+  lead: bigint;
+  raftState: StateType;
+  lastIndex: number;
+  leadTransferee: bigint;
+  config: ConfState;
+  progress?: Map<bigint, ProgressStatus>;
 }
 
-export class ProposalDroppedError extends Error {
-  override name = 'ErrProposalDropped';
-  constructor() {
-    super('raft proposal dropped');
-  }
-}
-
+/**
+ * The application-facing Raft node (etcd RawNode). Not thread-safe by nature: call it from one logical thread (the
+ * node loop and whatever it interleaves with synchronously).
+ */
 export class RawNode {
-  readonly id: bigint;
-  private readonly voters: bigint[];
-  private readonly storage: MemoryStorage;
-  private readonly rand: Prng;
-  private readonly electionTick: number;
-  private readonly maxUncommittedEntries: number;
-
-  private term: number;
-  private vote: bigint;
-  private state: StateType = StateType.Follower;
-  private lead = 0n;
-  // Invariant: applied <= committed <= lastIndex().
-  private committed: number;
-  private applied: number;
-  // Entries appended but not yet handed to the node loop for persistence, and those handed but not yet
-  // acknowledged by advance() (etcd's unstable log).
-  private unstable: Entry[] = [];
-  private unstableOffset: number;
-  private inProgress = 0;
-  private electionElapsed = 0;
-  private randomizedElectionTimeout = 0;
-  private pendingReadIndex: Buffer[] = [];
-  private readStates: ReadState[] = [];
-
-  private prevHardState: HardState;
+  readonly raft: Raft;
   private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  // The Ready handed out and not yet advanced.
+  private outstanding: Ready | undefined = undefined;
+  // Compatibility: read requests made locally while no leader is known, held until one is (see readIndex).
+  private heldReads: Buffer[] = [];
+  private static readonly maxHeldReads = 4096;
 
-  constructor(cfg: RaftConfig) {
-    assert(cfg.voters.length === 1 && cfg.voters[0] === cfg.id, 'only a single-voter cluster is supported until the Raft issue lands');
-    assert(cfg.electionTick > cfg.heartbeatTick, 'electionTick must be greater than heartbeatTick');
-    this.id = cfg.id;
-    this.voters = cfg.voters;
-    this.storage = cfg.storage;
-    this.rand = cfg.rand;
-    this.electionTick = cfg.electionTick;
-    this.maxUncommittedEntries = cfg.maxUncommittedEntries ?? 10_000;
-    const hs = cfg.storage.hardState;
-    this.term = hs.term;
-    this.vote = hs.vote;
-    this.committed = hs.commit;
-    assert(cfg.applied <= this.committed || this.committed === 0, `applied ${cfg.applied} beyond committed ${this.committed}`);
-    this.applied = Math.max(cfg.applied, this.storage.snapshot.index);
-    this.unstableOffset = this.storage.lastIndex() + 1;
-    this.prevHardState = { ...hs };
-    this.prevSoftState = { lead: this.lead, raftState: this.state };
-    this.resetRandomizedElectionTimeout();
+  /** Builds a node from the configuration and the state in config.storage. Throws an assertion error if invalid. */
+  constructor(config: RaftConfig) {
+    this.raft = new Raft(config);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
   }
 
-  // --- inputs ---
+  get id(): bigint {
+    return this.raft.id;
+  }
 
-  /** One logical clock tick (etcd: heartbeat interval). A follower that hears nothing campaigns. */
+  /** Advances the logical clock by one tick: election timeouts, heartbeats and check-quorum count ticks. */
   tick(): void {
-    if (this.state === StateType.Leader) return;
-    this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) this.campaign();
+    this.raft.tick();
+    this.releaseHeldReads();
   }
 
-  /** Move the election clock to one tick before timeout, so the next tick campaigns (etcd advanceTicks). */
+  /**
+   * Counts a tick towards the election timeout only, without heartbeats or elections (etcd TickQuiesced). Use with
+   * care: it subverts the state machine.
+   */
+  tickQuiesced(): void {
+    this.raft.electionElapsed++;
+  }
+
+  /**
+   * Moves the election clock of a follower to one tick before its (randomized) timeout, so that the next tick
+   * campaigns (the server's fast start for a fresh single member; etcd advanceTicks). No effect on a leader.
+   */
   advanceTicksForElection(): void {
-    if (this.state !== StateType.Leader) this.electionElapsed = this.randomizedElectionTimeout - 1;
+    if (this.raft.state !== StateType.Leader) this.raft.electionElapsed = this.raft.randomizedElectionTimeout - 1;
   }
 
+  /** Starts an election (with pre-vote if configured); a no-op on the leader or a non-voter. */
   campaign(): void {
-    if (this.state === StateType.Leader) return;
-    // Become candidate: new term, vote for self. With one voter, our own vote is a quorum.
-    this.term++;
-    this.vote = this.id;
-    this.state = StateType.Candidate;
-    this.becomeLeader();
+    this.raft.step(message({ type: MessageType.MsgHup }));
+    this.releaseHeldReads();
   }
 
-  private becomeLeader(): void {
-    this.state = StateType.Leader;
-    this.lead = this.id;
-    this.electionElapsed = 0;
-    // A new leader appends an empty entry of its term; once committed, it knows the commit index of
-    // earlier terms (Raft §5.4.2), and only then may it answer read-index requests.
-    this.appendEntries([{ term: this.term, index: 0, type: EntryType.Normal, data: Buffer.alloc(0) }]);
-  }
-
-  /** Propose data for the log. Throws ProposalDroppedError when not leader or too much is uncommitted. */
+  /**
+   * Proposes data for the log. Throws ProposalDroppedError when there is no leader, forwarding is disabled, a
+   * transfer is in progress or the uncommitted tail is over its bound. A proposal that is accepted may still be lost
+   * (e.g. forwarded to a leader that loses its leadership): the proposer must watch for it in committedEntries and
+   * retry on its own timeout.
+   */
   propose(data: Buffer, type: EntryType = EntryType.Normal): void {
-    if (this.state !== StateType.Leader) throw new ProposalDroppedError();
-    if (this.lastIndex() - this.committed >= this.maxUncommittedEntries) throw new ProposalDroppedError();
-    this.appendEntries([{ term: this.term, index: 0, type, data }]);
+    this.raft.step(message({ type: MessageType.MsgProp, from: this.raft.id, entries: [{ term: 0, index: 0, type, data }] }));
   }
 
-  /** Request a linearizable read point; the answer arrives as a ReadState in a later Ready. */
-  readIndex(requestCtx: Buffer): void {
-    this.pendingReadIndex.push(requestCtx);
-    this.maybeAnswerReadIndex();
+  /**
+   * Proposes a membership change (a ConfChange entry). The leader replaces it with an empty entry if another change
+   * is still unapplied; apply it with applyConfChange when it appears in committedEntries.
+   */
+  proposeConfChange(cc: ConfChange): void {
+    this.propose(encodeConfChange(cc), EntryType.ConfChange);
   }
 
-  // --- Ready ---
-
-  hasReady(): boolean {
-    if (this.unstable.length > this.inProgress) return true;
-    if (this.committed > this.applied && this.nextCommittedEntries().length > 0) return true;
-    if (this.readStates.length > 0) return true;
-    const hs = this.hardState();
-    if (!sameHardState(hs, this.prevHardState)) return true;
-    return this.lead !== this.prevSoftState.lead || this.state !== this.prevSoftState.raftState;
+  /**
+   * Applies a committed membership change to this node's configuration and returns the resulting ConfState, to
+   * record with the next snapshot. Must be called for every ConfChange entry in committedEntries, in order. Throws
+   * ConfChangeError for a change that cannot be applied (e.g. removing the last voter).
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
   }
 
-  ready(): Ready {
-    const entries = this.unstable.slice(this.inProgress);
-    const committedEntries = this.nextCommittedEntries();
-    const hs = this.hardState();
-    const rd: Ready = {
-      entries,
-      committedEntries,
-      readStates: this.readStates,
-      mustSync: entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote,
-    };
-    if (!sameHardState(hs, this.prevHardState)) rd.hardState = hs;
-    if (this.lead !== this.prevSoftState.lead || this.state !== this.prevSoftState.raftState) {
-      rd.softState = { lead: this.lead, raftState: this.state };
+  /**
+   * Steps a message received from a peer. Throws StepLocalMsgError for local message types, StepPeerNotFoundError
+   * for a response from a member this node does not track, and ProposalDroppedError for a MsgProp it cannot accept.
+   */
+  step(m: Message): void {
+    // Ignore unexpected local messages received over the network.
+    if (isLocalMsg(m.type)) throw new StepLocalMsgError();
+    if (this.raft.prs.progress.has(m.from) || !isResponseMsg(m.type)) {
+      this.raft.step(m);
+      this.releaseHeldReads();
+      return;
     }
-    this.readStates = [];
-    // Accepted for persistence: later Readys must not hand these out again.
-    this.inProgress += entries.length;
+    throw new StepPeerNotFoundError();
+  }
+
+  /**
+   * Requests a linearizable read point; the answer arrives as a ReadState (with this requestCtx) in a later Ready. The
+   * request can be lost (e.g. to a leader change): the caller retries on its own timeout.
+   *
+   * Compatibility: etcd drops a ReadIndex made while no leader is known; this node holds it (up to 4096) and steps it
+   * once a leader is known, because the server's read loop (src/server) issues one request per round and waits.
+   */
+  readIndex(requestCtx: Buffer): void {
+    if (this.raft.lead === None) {
+      if (this.heldReads.length < RawNode.maxHeldReads) this.heldReads.push(requestCtx);
+      return;
+    }
+    this.raft.step(message({ type: MessageType.MsgReadIndex, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: requestCtx }] }));
+  }
+
+  /** Asks the leader to transfer leadership to transferee (etcd TransferLeader). */
+  transferLeader(transferee: bigint): void {
+    this.raft.step(message({ type: MessageType.MsgTransferLeader, from: transferee }));
+  }
+
+  /** Reports that the last send to id failed (the leader then probes it instead of pipelining). */
+  reportUnreachable(id: bigint): void {
+    this.raft.step(message({ type: MessageType.MsgUnreachable, from: id }));
+  }
+
+  /**
+   * Reports the outcome of sending a snapshot to id (after a MsgSnap in Ready.messages). Until reported, the leader
+   * sends id nothing more; on failure it probes again after a heartbeat interval.
+   */
+  reportSnapshot(id: bigint, status: SnapshotStatus): void {
+    this.raft.step(message({ type: MessageType.MsgSnapStatus, from: id, reject: status === SnapshotStatus.Failure }));
+  }
+
+  /** Whether ready() would return anything (etcd HasReady). */
+  hasReady(): boolean {
+    const r = this.raft;
+    if (this.outstanding !== undefined) return false;
+    const ss = r.softState();
+    if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) return true;
+    const hs = r.hardState();
+    if (!isEmptyHardState(hs) && !isHardStateEqual(hs, this.prevHardState)) return true;
+    if (r.raftLog.unstable.snapshot !== undefined && r.raftLog.unstable.snapshot.metadata.index !== 0) return true;
+    if (r.msgs.length > 0 || r.raftLog.unstable.entries.length > 0 || r.raftLog.hasNextEnts()) return true;
+    return r.readStates.length > 0;
+  }
+
+  /**
+   * The outstanding work, which the node loop must handle as the Ready contract says and then pass to advance().
+   * Only one Ready may be outstanding.
+   */
+  ready(): Ready {
+    assert(this.outstanding === undefined, 'ready() called again before advance()');
+    const r = this.raft;
+    const entries = r.raftLog.unstableEntries();
+    const hs = r.hardState();
+    const rd: Ready = {
+      readStates: r.readStates,
+      entries,
+      committedEntries: r.raftLog.nextEnts(),
+      messages: r.msgs,
+      mustSync: mustSync(hs, this.prevHardState, entries.length),
+    };
+    const ss = r.softState();
+    if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) {
+      rd.softState = ss;
+      this.prevSoftState = ss;
+    }
+    if (!isHardStateEqual(hs, this.prevHardState)) rd.hardState = hs;
+    if (r.raftLog.unstable.snapshot !== undefined) rd.snapshot = r.raftLog.unstable.snapshot;
+    // Accept the Ready: its messages and read states are handed over.
+    r.readStates = [];
+    r.msgs = [];
+    this.outstanding = rd;
     return rd;
   }
 
-  /** Acknowledge a Ready: its entries are durable (now in storage) and its committed entries applied. */
+  /**
+   * Acknowledges the outstanding Ready: its entries, snapshot and HardState are persisted (and in Storage), and its
+   * committed entries (or snapshot) are applied.
+   */
   advance(rd: Ready): void {
-    if (rd.hardState) this.prevHardState = rd.hardState;
-    if (rd.softState) this.prevSoftState = rd.softState;
-    if (rd.entries.length > 0) {
-      const last = rd.entries[rd.entries.length - 1]!;
-      assert(this.storage.lastIndex() >= last.index, 'advance: entries not appended to storage');
-      const n = last.index - this.unstableOffset + 1;
-      this.unstable = this.unstable.slice(n);
-      this.unstableOffset += n;
-      this.inProgress -= n;
-      assert(this.inProgress >= 0, 'advance: more entries acknowledged than handed out');
-    }
-    if (rd.committedEntries.length > 0) {
-      this.applied = rd.committedEntries[rd.committedEntries.length - 1]!.index;
-    }
-    this.maybeAnswerReadIndex();
+    assert(this.outstanding === rd, 'advance() of a Ready that is not the outstanding one');
+    this.outstanding = undefined;
+    if (rd.hardState !== undefined) this.prevHardState = rd.hardState;
+    this.raft.advance(rd);
   }
 
-  // --- status ---
-
-  status(): { id: bigint; term: number; vote: bigint; commit: number; applied: number; lead: bigint; raftState: StateType; lastIndex: number } {
-    return {
-      id: this.id,
-      term: this.term,
-      vote: this.vote,
-      commit: this.committed,
-      applied: this.applied,
-      lead: this.lead,
-      raftState: this.state,
-      lastIndex: this.lastIndex(),
+  /** A snapshot of the node's state; per-member progress on the leader only. */
+  status(): Status {
+    const r = this.raft;
+    const s: Status = {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      commit: r.raftLog.committed,
+      applied: r.raftLog.applied,
+      lead: r.lead,
+      raftState: r.state,
+      lastIndex: r.raftLog.lastIndex(),
+      leadTransferee: r.leadTransferee,
+      config: r.prs.confState(),
     };
-  }
-
-  // --- internals ---
-
-  private lastIndex(): number {
-    return this.unstableOffset + this.unstable.length - 1;
-  }
-
-  private appendEntries(ents: Entry[]): void {
-    let index = this.lastIndex();
-    for (const e of ents) {
-      e.index = ++index;
-      e.term = this.term;
-      this.unstable.push(e);
+    if (r.state === StateType.Leader) {
+      const progress = new Map<bigint, ProgressStatus>();
+      r.prs.visit((id, pr) => {
+        progress.set(id, {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          isLearner: pr.isLearner,
+          recentActive: pr.recentActive,
+          paused: pr.isPaused(),
+          pendingSnapshot: pr.pendingSnapshot,
+          inflightCount: pr.inflights.count(),
+          inflightBytes: pr.inflights.bytes(),
+        });
+      });
+      s.progress = progress;
     }
-    // Single voter: our own append is the quorum. The entries are committed now and will be persisted by
-    // the node loop before they are applied (see the durability contract above).
-    if (this.voters.length === 1) this.committed = this.lastIndex();
+    return s;
   }
 
-  private nextCommittedEntries(): Entry[] {
-    const hi = Math.min(this.committed, this.storage.lastIndex() + this.unstable.length);
-    if (hi <= this.applied) return [];
-    const out: Entry[] = [];
-    const stableHi = Math.min(hi, this.storage.lastIndex());
-    if (this.applied + 1 <= stableHi) out.push(...this.storage.entries(this.applied + 1, stableHi + 1));
-    for (let i = Math.max(this.applied + 1, this.unstableOffset); i <= hi; i++) {
-      const e = this.unstable[i - this.unstableOffset];
-      if (e) out.push(e);
-    }
-    return out;
+  private releaseHeldReads(): void {
+    if (this.heldReads.length === 0 || this.raft.lead === None) return;
+    const held = this.heldReads;
+    this.heldReads = [];
+    for (const ctx of held) this.readIndex(ctx);
   }
-
-  private maybeAnswerReadIndex(): void {
-    if (this.state !== StateType.Leader || this.pendingReadIndex.length === 0) return;
-    // Only after an entry of the current term is committed does the leader know the true commit index.
-    const termOfCommitted = this.committed >= this.unstableOffset
-      ? this.unstable[this.committed - this.unstableOffset]?.term
-      : this.storage.term(this.committed);
-    if (termOfCommitted !== this.term) return;
-    for (const ctx of this.pendingReadIndex) this.readStates.push({ index: this.committed, requestCtx: ctx });
-    this.pendingReadIndex = [];
-  }
-
-  private hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.committed };
-  }
-
-  private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.electionTick + this.rand.intn(this.electionTick);
-  }
-}
-
-function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

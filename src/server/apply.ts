@@ -86,8 +86,8 @@ export type ApplyResult =
 export interface ApplierHooks {
   /** Called after a cluster version entry is applied. */
   onClusterVersion(ver: string): void;
-  /** Called after a member attributes entry is applied. */
-  onMemberAttributes(memberId: bigint, name: string, clientUrls: string[]): void;
+  /** Called to apply a member attributes entry (within the entry's write transaction). */
+  onMemberAttributes(tw: TxnWrite, memberId: bigint, name: string, clientUrls: string[]): void;
   /** The header for a response at revision `rev` (cluster/member IDs and raft term filled by the server). */
   header(rev: number): ResponseHeader;
 }
@@ -114,8 +114,18 @@ export class Applier {
         const ttl = num(r.lease_grant.TTL);
         const id = big(r.lease_grant.ID);
         const l = this.lessor.grant(id, ttl);
-        tw.auxPut('lease', leaseKey(id), leaseValue(l.ttl));
+        tw.auxPut('lease', leaseKey(id), leaseValue(l.ttl, 0));
         return { kind: 'lease_grant', id, ttl: l.ttl };
+      }
+      if (r.lease_checkpoint) {
+        for (const c of r.lease_checkpoint.checkpoints) {
+          const id = big(c.ID);
+          const l = this.lessor.lookup(id);
+          if (!l) continue;
+          this.lessor.checkpoint(id, c.remaining_TTL);
+          tw.auxPut('lease', leaseKey(id), leaseValue(l.ttl, c.remaining_TTL));
+        }
+        return { kind: 'none' };
       }
       if (r.lease_revoke) {
         const id = big(r.lease_revoke.ID);
@@ -134,7 +144,7 @@ export class Applier {
       }
       if (r.cluster_member_attr_set) {
         const a = r.cluster_member_attr_set;
-        this.hooks.onMemberAttributes(BigInt(a.member_ID), a.member_attributes.name, a.member_attributes.client_urls);
+        this.hooks.onMemberAttributes(tw, BigInt(a.member_ID), a.member_attributes.name, a.member_attributes.client_urls);
         return { kind: 'none' };
       }
       if (r.compaction) {
@@ -453,12 +463,14 @@ export function leaseKey(id: bigint): Buffer {
   return b;
 }
 
-function leaseValue(ttl: number): Buffer {
-  const b = Buffer.alloc(8);
+/** A lease record: TTL (i64 seconds), then the checkpointed remaining TTL (i64 seconds, 0 = none). */
+function leaseValue(ttl: number, remainingTtl: number): Buffer {
+  const b = Buffer.alloc(16);
   b.writeBigInt64BE(BigInt(ttl));
+  b.writeBigInt64BE(BigInt(remainingTtl), 8);
   return b;
 }
 
-export function decodeLease(k: Buffer, v: Buffer): { id: bigint; ttl: number } {
-  return { id: k.readBigInt64BE(0), ttl: Number(v.readBigInt64BE(0)) };
+export function decodeLease(k: Buffer, v: Buffer): { id: bigint; ttl: number; remainingTtl: number } {
+  return { id: k.readBigInt64BE(0), ttl: Number(v.readBigInt64BE(0)), remainingTtl: v.length >= 16 ? Number(v.readBigInt64BE(8)) : 0 };
 }

@@ -133,7 +133,9 @@ export interface ServerConfig {
   experimentalCorruptCheckTimeMs: number;
   experimentalCompactHashCheckEnabled: boolean;
   experimentalCompactHashCheckTimeMs: number;
+  /** Differs from etcd: on by default (with persistence), so lease TTLs survive a leader change. */
   experimentalEnableLeaseCheckpoint: boolean;
+  experimentalLeaseCheckpointIntervalMs: number;
   experimentalEnableLeaseCheckpointPersist: boolean;
   experimentalCompactionBatchLimit: number;
   experimentalCompactionSleepIntervalMs: number;
@@ -261,8 +263,9 @@ export function defaultConfig(): ServerConfig {
     experimentalCorruptCheckTimeMs: 0,
     experimentalCompactHashCheckEnabled: false,
     experimentalCompactHashCheckTimeMs: 60 * 1000,
-    experimentalEnableLeaseCheckpoint: false,
-    experimentalEnableLeaseCheckpointPersist: false,
+    experimentalEnableLeaseCheckpoint: true,
+    experimentalEnableLeaseCheckpointPersist: true,
+    experimentalLeaseCheckpointIntervalMs: 5 * 60 * 1000,
     experimentalCompactionBatchLimit: 1000,
     experimentalCompactionSleepIntervalMs: 10,
     watchProgressNotifyIntervalMs: 10 * 60 * 1000,

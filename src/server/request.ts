@@ -24,6 +24,7 @@ export interface InternalRequest {
   compaction?: CompactionRequest;
   lease_grant?: LeaseGrantRequest;
   lease_revoke?: LeaseRevokeRequest;
+  lease_checkpoint?: { checkpoints: Array<{ ID: string; remaining_TTL: number }> };
   alarm?: AlarmRequest;
   cluster_version_set?: { ver: string };
   cluster_member_attr_set?: { member_ID: string; member_attributes: { name: string; client_urls: string[] } };

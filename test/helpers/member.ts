@@ -28,6 +28,8 @@ export async function startTestMember(overrides: Partial<ServerConfig> = {}, dat
     name: 'test',
     dataDir: dir,
     listenClientUrls: ['http://127.0.0.1:0'],
+    // A single member still listens for peers (as etcd does); port 0 keeps parallel tests apart.
+    listenPeerUrls: ['http://127.0.0.1:0'],
     advertiseClientUrls: ['http://127.0.0.1:0'],
     initialAdvertisePeerUrls: ['http://127.0.0.1:2380'],
     initialCluster: 'test=http://127.0.0.1:2380',

@@ -365,7 +365,7 @@ t.test('validation', async (t) => {
     [['--proxy=on'], '--proxy=on is not supported by this server: the v2 proxy is deprecated in etcd v3.5'],
     [['--auto-compaction-mode=hourly'], 'unknown auto-compaction-mode "hourly"'],
     [['--auto-compaction-retention=1x'], 'error parsing CompactionRetention: time: unknown unit "x" in duration "1x"'],
-    [['--experimental-enable-lease-checkpoint-persist'], 'setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint'],
+    [['--experimental-enable-lease-checkpoint=false', '--experimental-enable-lease-checkpoint-persist'], 'setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint'],
     [['--tls-min-version=TLS1.1'], 'unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)'],
     [['--tls-min-version=TLS1.3', '--tls-max-version=TLS1.2'], 'min version (TLS1.3) is greater than max version (TLS1.2)'],
     [['--tls-min-version=TLS1.3', '--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'], 'cipher suites cannot be configured when only TLS1.3 is enabled'],

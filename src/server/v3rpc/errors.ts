@@ -26,6 +26,17 @@ const byCode: Record<string, rpc.WireError> = {
   ErrTooManyRequests: rpc.ErrGRPCRequestTooManyRequests,
   ErrCorrupt: rpc.ErrGRPCCorrupt,
   ErrProposalDropped: rpc.ErrGRPCNoLeader,
+  ErrUnhealthy: rpc.ErrGRPCUnhealthy,
+  ErrNotEnoughStartedMembers: rpc.ErrGRPCMemberNotEnoughStarted,
+  ErrLearnerNotReady: rpc.ErrGRPCLearnerNotReady,
+  ErrBadLeaderTransferee: rpc.ErrGRPCBadLeaderTransferee,
+  // membership
+  ErrIDRemoved: rpc.ErrGRPCMemberNotFound,
+  ErrIDNotFound: rpc.ErrGRPCMemberNotFound,
+  ErrIDExists: rpc.ErrGRPCMemberExist,
+  ErrPeerURLexists: rpc.ErrGRPCPeerURLExist,
+  ErrMemberNotLearner: rpc.ErrGRPCMemberNotLearner,
+  ErrTooManyLearners: rpc.ErrGRPCTooManyLearners,
 };
 
 export interface GrpcError {
@@ -37,6 +48,11 @@ export interface GrpcError {
 /** Map any error thrown by the server to the status a client sees. */
 export function toGrpcError(err: unknown, logger?: Logger): GrpcError {
   if (rpc.isWireError(err)) return err;
+  // A gRPC status from another member (a request forwarded to the leader) passes through unchanged.
+  const s = err as { code?: unknown; details?: unknown };
+  if (typeof s?.code === 'number' && typeof s.details === 'string' && !isDomainError(err)) {
+    return { code: s.code as Status, details: s.details, message: s.details };
+  }
   if (isDomainError(err)) {
     const w = byCode[err.code];
     if (w) return w;

@@ -27,44 +27,29 @@ export function leaseService(srv: EtcdServer, logger: Logger) {
       return { header: srv.header(0) };
     }),
     LeaseTimeToLive: unary(logger, async (r: { ID: string; keys: boolean }) => {
-      const id = big(r.ID);
-      const l = srv.lessor.lookup(id);
-      if (!l || l.ttl === 0) return { header: srv.header(0), ID: r.ID, TTL: -1, grantedTTL: 0, keys: [] };
-      return {
-        header: srv.header(0),
-        ID: r.ID,
-        TTL: l.remainingSeconds(srv.lessor.now()),
-        grantedTTL: l.ttl,
-        keys: r.keys ? [...l.keys].map((k) => Buffer.from(k, 'latin1')) : [],
-      };
+      const t = await srv.leaseTimeToLive(big(r.ID), r.keys);
+      return { header: srv.header(0), ID: r.ID, ...t };
     }),
     LeaseLeases: unary(logger, async () => {
       return { header: srv.header(0), leases: srv.lessor.all().map((l) => ({ ID: l.id.toString() })) };
     }),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: string }, unknown>) => {
+      // Responses go out in request order, even when a follower forwards renewals to the leader.
+      let chain = Promise.resolve();
       call.on('data', (req: { ID: string }) => {
-        let ttl: number;
-        try {
-          ttl = renew(srv, big(req.ID));
-        } catch (err) {
-          if (!isDomainError(err, ErrLeaseNotFound)) {
+        chain = chain.then(async () => {
+          let ttl: number;
+          try {
+            ttl = await srv.renewLease(big(req.ID));
+          } catch (err) {
             call.emit('error', toGrpcError(err, logger));
             return;
           }
-          ttl = 0;
-        }
-        call.write({ header: srv.header(0), ID: req.ID, TTL: ttl });
+          if (!call.cancelled) call.write({ header: srv.header(0), ID: req.ID, TTL: ttl });
+        });
       });
-      call.on('end', () => call.end());
+      call.on('end', () => void chain.then(() => call.end()));
       call.on('error', () => {});
     },
   };
 }
-
-/** Renew on the leader (with one member, always us). An expired lease awaiting revocation is not found. */
-function renew(srv: EtcdServer, id: bigint): number {
-  const l = srv.lessor.lookup(id);
-  if (!l || l.expiry <= srv.lessor.now()) throw new DomainError(ErrLeaseNotFound, 'lease not found');
-  return srv.lessor.renew(id);
-}
-

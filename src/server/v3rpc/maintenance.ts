@@ -35,7 +35,7 @@ export function maintenanceService(srv: EtcdServer, logger: Logger) {
         raftAppliedIndex: srv.applied.index,
         errors,
         dbSizeInUse: await srv.store.dbSizeInUse(),
-        isLearner: false,
+        isLearner: srv.cluster.members.get(srv.memberId)?.isLearner ?? false,
       };
     }),
     Defragment: unary(logger, async () => {
@@ -69,29 +69,61 @@ export function maintenanceService(srv: EtcdServer, logger: Logger) {
       })();
     },
     MoveLeader: unary(logger, async (r: { targetID: string }) => {
-      const st = srv.raftStatus();
-      if (st.lead !== srv.memberId) throw rpc.ErrGRPCNotLeader;
-      if (BigInt(r.targetID) !== srv.memberId) throw rpc.ErrGRPCBadLeaderTransferee;
+      await srv.moveLeader(BigInt(r.targetID));
       return { header: srv.header(0) };
     }),
   };
 }
 
 export function clusterService(srv: EtcdServer, logger: Logger) {
+  const list = () =>
+    [...srv.cluster.members.values()]
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((m) => ({ ID: m.id.toString(), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner }));
   return {
-    MemberList: unary(logger, async () => {
+    MemberList: unary(logger, async (r: { linearizable?: boolean }) => {
+      if (r.linearizable) await srv.linearizableReadNotify();
+      return { header: srv.header(0), members: list() };
+    }),
+    MemberAdd: unary(logger, async (r: { peerURLs: string[]; isLearner: boolean }) => {
+      const urls = parsePeerUrls(r.peerURLs);
+      const m = await srv.addMember(urls, r.isLearner);
       return {
         header: srv.header(0),
-        members: [...srv.members.values()].map((m) => ({
-          ID: m.id.toString(),
-          name: m.name,
-          peerURLs: m.peerUrls,
-          clientURLs: m.clientUrls,
-          isLearner: m.isLearner,
-        })),
+        member: { ID: m.id.toString(), name: '', peerURLs: m.peerUrls, clientURLs: [], isLearner: m.isLearner },
+        members: list(),
       };
     }),
+    MemberRemove: unary(logger, async (r: { ID: string }) => {
+      await srv.removeMember(BigInt(r.ID));
+      return { header: srv.header(0), members: list() };
+    }),
+    MemberUpdate: unary(logger, async (r: { ID: string; peerURLs: string[] }) => {
+      await srv.updateMember(BigInt(r.ID), parsePeerUrls(r.peerURLs));
+      return { header: srv.header(0), members: list() };
+    }),
+    MemberPromote: unary(logger, async (r: { ID: string }) => {
+      await srv.promoteMember(BigInt(r.ID));
+      return { header: srv.header(0), members: list() };
+    }),
   };
+}
+
+/** etcd types.NewURLs: every peer URL must parse as http(s)/unix(s) with a host; else ErrGRPCMemberBadURLs. */
+function parsePeerUrls(urls: string[]): string[] {
+  if (urls.length === 0) throw rpc.ErrGRPCMemberBadURLs;
+  return urls.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw rpc.ErrGRPCMemberBadURLs;
+    }
+    if (!['http:', 'https:', 'unix:', 'unixs:'].includes(url.protocol) || url.host === '' || (url.pathname !== '' && url.pathname !== '/')) {
+      throw rpc.ErrGRPCMemberBadURLs;
+    }
+    return u;
+  });
 }
 
 export function authService(srv: EtcdServer, logger: Logger) {
