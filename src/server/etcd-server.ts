@@ -77,6 +77,8 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** etcd: maxSizePerMsg and maxInflightMsgs (4096 / 8) for the Raft replication window. */
 const MAX_SIZE_PER_MSG = 1024 * 1024;
 const MAX_INFLIGHT_MSGS = 512;
+/** etcd 3.5 readIndexRetryTime. */
+const READ_INDEX_RETRY_MS = 500;
 /** etcd HealthInterval: a peer must have been connected this long to count as healthy for reconfiguration. */
 const HEALTH_INTERVAL_MS = 5000;
 /** etcd readyPercent: a learner is promotable once its match index reaches 90% of the leader's. */
@@ -234,6 +236,10 @@ export class EtcdServer {
           this.logger.warn({ error: err.message }, 'the member has been permanently removed from the cluster');
           void this.stopSelf('removed');
         },
+        // etcd's stream readers redial every 100 ms: a member that started before its peers must not sit in
+        // a long backoff while the cluster forms (messages to an inactive peer are dropped).
+        reconnectBackoffMinMs: 100,
+        reconnectBackoffMaxMs: 100,
         isPeerAllowed: (id) => (this.cluster.removed.has(id) ? 'removed' : this.cluster.members.has(id) || parts.bootstrapPeers.has(id) ? 'ok' : 'unknown'),
       });
       for (const [id, urls] of parts.bootstrapPeers) if (id !== this.memberId) this.transport.addPeer(id, urls);
@@ -738,6 +744,15 @@ export class EtcdServer {
         this.readWaiters.set(key, d);
         this.raft.readIndex(ctx);
         this.notify();
+        // A ReadIndex request can be lost (a follower forwards it to a leader it cannot reach yet, or a new
+        // leader has no entry committed in its term): ask again every 500 ms with the same context, as etcd
+        // 3.5 does (readIndexRetryTime); any answer for this context will do.
+        const retry = setInterval(() => {
+          if (!this.readWaiters.has(key) || this.stopped) return;
+          this.logger.warn({ 'sent-request-id': key }, 'waiting for ReadIndex response took too long, retrying');
+          this.raft.readIndex(ctx);
+          this.notify();
+        }, READ_INDEX_RETRY_MS);
         const timer = setTimeout(() => {
           if (this.readWaiters.delete(key)) d.reject(serverError(ErrTimeout, 'etcdserver: request timed out'));
         }, this.requestTimeoutMs);
@@ -746,6 +761,7 @@ export class EtcdServer {
           index = await d.promise;
         } finally {
           clearTimeout(timer);
+          clearInterval(retry);
         }
         await this.applied.wait(index);
         round.resolve();

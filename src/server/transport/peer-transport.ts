@@ -174,6 +174,8 @@ class RemotePeer {
   overflowing = false;
   /** The last refusal text logged for this peer, so that a refusal repeated on every retry is logged once. */
   lastRefusal: string | undefined;
+  /** The last reason logged for a deactivation, so that a repeated reason is logged at debug only. */
+  lastDeactivation: string | undefined;
   stopped = false;
 
   constructor(
@@ -550,9 +552,14 @@ export class PeerTransport {
       peer.status = 'inactive';
       peer.activeSinceMs = undefined;
       this.logger.warn({ 'peer-id': idString(peer.id), error: message }, 'peer became inactive (message send to peer failed)');
+    } else if (peer.lastDeactivation !== message) {
+      // A new reason is worth a warning (a peer that was down and now refuses our certificate, say); the same
+      // reason on every retry is not.
+      this.logger.warn({ 'peer-id': idString(peer.id), error: message }, 'peer deactivated again');
     } else {
       this.logger.debug({ 'peer-id': idString(peer.id), error: message }, 'peer deactivated again');
     }
+    peer.lastDeactivation = message;
     peer.queue = [];
     peer.queuedBytes = 0;
     peer.overflowing = false;
