@@ -129,6 +129,31 @@ async function directorySize(dir: string): Promise<number> {
   return total;
 }
 
+/** A member started with --initial-cluster-state existing and no data: find its identity from its peers. */
+async function fetchClusterFromPeers(
+  cfg: EtcdServerConfig,
+  initial: Map<string, string[]>,
+  logger: Logger,
+): Promise<{ clusterId: bigint; memberId: bigint; members: Member[] }> {
+  const peerTls = cfg.peerTls ? await resolveTls(cfg.peerTls, { dataDir: cfg.dataDir, kind: 'peer', hosts: [], validityYears: cfg.selfSignedCertValidity, logger }) : undefined;
+  const urls = [...initial].filter(([name]) => name !== cfg.name).flatMap(([, u]) => u);
+  const own = [...cfg.initialAdvertisePeerUrls].sort().join(',');
+  let lastError: unknown = new Error('no peer URLs in --initial-cluster besides this member');
+  for (const url of urls) {
+    try {
+      const info = JSON.parse((await PeerTransport.fetchMembers(url, peerTls, 2000)).toString()) as { clusterId: string; members: MemberJson[] };
+      const members = info.members.map(memberFromJson);
+      const me = members.find((m) => [...m.peerUrls].sort().join(',') === own);
+      if (!me) throw new Error(`error validating peerURLs: no member of the existing cluster has peer URLs ${own} (add it with MemberAdd first)`);
+      return { clusterId: BigInt('0x' + info.clusterId), memberId: me.id, members };
+    } catch (err) {
+      lastError = err;
+      logger.warn({ 'remote-peer-url': url, error: String(err) }, 'failed to get cluster members from remote peer');
+    }
+  }
+  throw new Error(`cannot fetch cluster info from peer urls: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+}
+
 function raftLogger(logger: Logger): RaftLogger {
   const l = logger.child({ component: 'raft' });
   return { debug: (m) => l.debug(m), info: (m) => l.info(m), warn: (m) => l.warn(m), error: (m) => l.error(m) };
@@ -240,6 +265,8 @@ export class EtcdServer {
         // a long backoff while the cluster forms (messages to an inactive peer are dropped).
         reconnectBackoffMinMs: 100,
         reconnectBackoffMaxMs: 100,
+        membersInfo: () =>
+          Buffer.from(JSON.stringify({ clusterId: idToHex(this.clusterId), members: [...this.cluster.members.values()].map(memberToJson) })),
         isPeerAllowed: (id) => (this.cluster.removed.has(id) ? 'removed' : this.cluster.members.has(id) || parts.bootstrapPeers.has(id) ? 'ok' : 'unknown'),
       });
       for (const [id, urls] of parts.bootstrapPeers) if (id !== this.memberId) this.transport.addPeer(id, urls);
@@ -273,10 +300,20 @@ export class EtcdServer {
         { 'member-id': meta.memberId, 'cluster-id': meta.clusterId, 'commit-index': opened.hardState.commit, 'last-index': storage.lastIndex() },
         'restarting local member',
       );
+    } else if (cfg.initialClusterState === 'existing') {
+      // Joining a running cluster (after MemberAdd): learn the cluster ID and our own member ID from a peer
+      // (etcd GetClusterFromRemotePeers + ValidateClusterAndAssignIDs); the log, membership included, then
+      // arrives from the leader.
+      const joined = await fetchClusterFromPeers(cfg, initial, logger);
+      memberId = joined.memberId;
+      clusterId = joined.clusterId;
+      for (const m of joined.members) if (m.id !== memberId) bootstrapPeers.set(m.id, m.peerUrls);
+      const meta: WalMetadata = { memberId: idToHex(memberId), clusterId: idToHex(clusterId) };
+      wal = await Wal.create(walDir, Buffer.from(JSON.stringify(meta)), { logger: walLogger });
+      // No configuration yet: it is neither voter nor learner until the log says so.
+      bootstrapVoters = [];
+      logger.info({ 'local-member-id': meta.memberId, 'cluster-id': meta.clusterId }, 'joining an existing cluster');
     } else {
-      if (cfg.initialClusterState === 'existing') {
-        throw new Error('joining an existing cluster (--initial-cluster-state existing with an empty data dir) is not supported yet');
-      }
       const own = initial.get(cfg.name);
       if (!own) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
       const members: Member[] = [...initial].map(([name, urls]) => ({

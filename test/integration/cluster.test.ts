@@ -172,3 +172,57 @@ t.test('lease TTL survives a leader change; keep-alive through a follower', asyn
   lease.close();
   await c.restart(li);
 });
+
+t.test('add a learner, let it join and catch up, promote it; MoveLeader to each member', async (t) => {
+  const { freePort } = await import('../helpers/process');
+  const { startTestMember } = await import('../helpers/member');
+  const path = await import('node:path');
+  const cl = rawClient(c.members[0]!.endpoint, 'etcdserverpb', 'Cluster');
+  const peerPort = await freePort();
+  const clientPort = await freePort();
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const added = await untilHealthy(() => call(cl, 'MemberAdd', { peerURLs: [peerUrl], isLearner: true }));
+  const initialCluster = `${c.configs[0]!.initialCluster},m3=${peerUrl}`;
+  const learner = await startTestMember(
+    {
+      ...c.configs[0],
+      name: 'm3',
+      listenPeerUrls: [peerUrl],
+      initialAdvertisePeerUrls: [peerUrl],
+      listenClientUrls: [`http://127.0.0.1:${clientPort}`],
+      advertiseClientUrls: [`http://127.0.0.1:${clientPort}`],
+      initialCluster,
+      initialClusterState: 'existing',
+    },
+    path.join(c.root, 'm3'),
+  );
+  t.teardown(() => learner.close());
+  t.equal(learner.memberId, BigInt(added.member.ID).toString(16), 'the joining member learned its ID from the cluster');
+  const kv = rawClient(learner.endpoint, 'etcdserverpb', 'KV');
+  const r = await call(kv, 'Range', { key: b('k0'), serializable: true });
+  t.equal(r.kvs[0]?.value.toString(), 'v0', 'the learner replicated the log');
+  kv.close();
+  let promoted: any;
+  for (let i = 0; i < 100 && !promoted; i++) {
+    try {
+      promoted = await call(cl, 'MemberPromote', { ID: added.member.ID });
+    } catch (err: any) {
+      if (!/in sync with leader|unhealthy/.test(err.details)) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  t.ok(promoted, 'promoted once in sync');
+  t.equal(promoted.members.find((m: any) => m.ID === added.member.ID).isLearner, false);
+  const all = [...c.members, learner];
+  for (let i = 0; i < all.length; i++) {
+    const li = await leaderIndex();
+    const leader = li;
+    const targetId = (await statusOf(all[i]!.endpoint)).header.member_id;
+    const mt = rawClient(c.members[leader]!.endpoint, 'etcdserverpb', 'Maintenance');
+    await call(mt, 'MoveLeader', { targetID: targetId });
+    mt.close();
+    const s = await statusOf(all[i]!.endpoint);
+    t.equal(s.leader, targetId, `leadership moved to member ${i}`);
+  }
+  cl.close();
+});

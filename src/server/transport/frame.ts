@@ -48,9 +48,12 @@ export enum FrameType {
   SnapshotEnd = 8,
   /** Listener → dialer on a snapshot connection, empty: the receiver consumed the whole snapshot. */
   SnapshotDone = 9,
+  /** Listener → dialer on a members connection, once, then close: the cluster ID and members as JSON (what a
+   * member joining an existing cluster learns from its peers, etcd's GET /members). */
+  Members = 10,
 }
 
-const MAX_FRAME_TYPE = FrameType.SnapshotDone;
+const MAX_FRAME_TYPE = FrameType.Members;
 
 export const ErrFrameTooLarge = 'ErrFrameTooLarge';
 export const ErrFrameType = 'ErrFrameType';

@@ -10,7 +10,9 @@
 // Payloads (all integers unsigned big-endian; IDs are uint64, as etcd's types.ID):
 //
 //   HELLO  (26 bytes)  offset 0  u8   protocol version (PROTOCOL_VERSION)
-//                      offset 1  u8   kind: 1 = stream (Raft messages), 2 = snapshot
+//                      offset 1  u8   kind: 1 = stream (Raft messages), 2 = snapshot, 3 = members (a member joining
+//                                     an existing cluster asks for the membership; cluster and IDs are 0,
+//                                     the listener answers one MEMBERS frame and closes)
 //                      offset 2  u64  cluster ID of the dialer
 //                      offset 10 u64  from: the dialer's member ID
 //                      offset 18 u64  to: the member the dialer means to reach
@@ -35,7 +37,8 @@ const ACK_BYTES = 16;
 const ERROR_HEADER_BYTES = 9;
 const MAX_UINT64 = (1n << 64n) - 1n;
 
-export type ConnectionKind = 'stream' | 'snapshot';
+export type ConnectionKind = 'stream' | 'snapshot' | 'members';
+const KIND_BYTES: Record<ConnectionKind, number> = { stream: 1, snapshot: 2, members: 3 };
 
 export interface Hello {
   protocolVersion: number;
@@ -104,7 +107,7 @@ export function encodeHello(h: Hello): Buffer {
   assertUint64(h.to, 'to');
   const out = Buffer.alloc(HELLO_BYTES);
   out.writeUInt8(h.protocolVersion, 0);
-  out.writeUInt8(h.kind === 'stream' ? 1 : 2, 1);
+  out.writeUInt8(KIND_BYTES[h.kind], 1);
   out.writeBigUInt64BE(h.clusterId, 2);
   out.writeBigUInt64BE(h.from, 10);
   out.writeBigUInt64BE(h.to, 18);
@@ -121,10 +124,11 @@ export function decodeHello(payload: Buffer): Hello | { protocolVersion: number 
   if (protocolVersion !== PROTOCOL_VERSION) return { protocolVersion };
   if (payload.length !== HELLO_BYTES) throw new FrameError(ErrHandshake, `hello of ${payload.length} bytes, want ${HELLO_BYTES}`);
   const kindByte = payload.readUInt8(1);
-  if (kindByte !== 1 && kindByte !== 2) throw new FrameError(ErrHandshake, `unknown connection kind ${kindByte}`);
+  const kind = (Object.keys(KIND_BYTES) as ConnectionKind[]).find((k) => KIND_BYTES[k] === kindByte);
+  if (kind === undefined) throw new FrameError(ErrHandshake, `unknown connection kind ${kindByte}`);
   return {
     protocolVersion,
-    kind: kindByte === 1 ? 'stream' : 'snapshot',
+    kind,
     clusterId: payload.readBigUInt64BE(2),
     from: payload.readBigUInt64BE(10),
     to: payload.readBigUInt64BE(18),

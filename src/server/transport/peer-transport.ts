@@ -112,6 +112,8 @@ export interface TransportOptions {
    * found". Default: 'ok' for the peers added with addPeer, 'unknown' for any other.
    */
   isPeerAllowed?(id: bigint): PeerAdmission;
+  /** The answer to a members request (FrameType.Members): the cluster ID and members as JSON. */
+  membersInfo?(): Buffer;
   /** Bound on each peer's send queue in messages; default 4096 (etcd's streamBufSize). */
   maxQueuedMessagesPerPeer?: number;
   /** Bound on each peer's send queue in payload bytes; default 128 MiB. */
@@ -837,6 +839,42 @@ export class PeerTransport {
     this.logger.warn({ 'remote-addr': remoteAddr, 'server-name': serverName, 'ip-addresses': sans.ips, 'dns-names': sans.dnsNames, error }, 'rejected connection');
   }
 
+  /**
+   * Asks the member at `url` for the cluster's membership (what a member started with
+   * --initial-cluster-state existing and an empty data dir learns first, etcd GetClusterFromRemotePeers).
+   */
+  static fetchMembers(url: string, tlsMaterial: TlsMaterial | undefined, timeoutMs: number): Promise<Buffer> {
+    const endpoint = parseEndpoint(url);
+    return new Promise<Buffer>((resolve, reject) => {
+      const address = endpoint.kind === 'unix' ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+      const socket = endpoint.secure
+        ? tls.connect({ ...(tlsMaterial === undefined ? {} : tlsClientOptions(tlsMaterial)), ...address, checkServerIdentity: (_s, cert) => tls.checkServerIdentity(endpoint.host, cert) })
+        : net.connect(address);
+      let done = false;
+      const finish = (err: Error | undefined, b?: Buffer) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve(b!);
+      };
+      const timer = setTimeout(() => finish(new Error(`could not get the cluster members from ${url}: timeout`)), timeoutMs);
+      socket.once('error', (err) => finish(new Error(`could not get the cluster members from ${url}: ${err.message}`)));
+      socket.once(endpoint.secure ? 'secureConnect' : 'connect', () => {
+        const c = new Connection(socket, DEFAULT_MAX_FRAME_BYTES);
+        c.start({
+          onFrame: (f: Frame) => {
+            if (f.type === FrameType.Members) finish(undefined, Buffer.from(f.payload));
+            else finish(new Error(`could not get the cluster members from ${url}: unexpected frame type ${f.type}`));
+          },
+          onClose: (err) => finish(err ?? new Error(`could not get the cluster members from ${url}: connection closed`)),
+        });
+        c.writeFrame(FrameType.Hello, encodeHello({ protocolVersion: PROTOCOL_VERSION, kind: 'members', clusterId: 0n, from: 0n, to: 0n }));
+      });
+    });
+  }
+
   /** A new inbound connection: its first frame must be a HELLO, within connReadTimeoutMs. */
   private accept(socket: net.Socket): void {
     if (this.stopped) {
@@ -871,6 +909,11 @@ export class PeerTransport {
   /** The listener's checks, in etcd's order (rafthttp http.go streamHandler.ServeHTTP). */
   private onHello(conn: Connection, hello: Hello): void {
     const local = idString(this.memberId);
+    if (hello.kind === 'members') {
+      // A joining member does not know the cluster yet: it asks before any of the checks below can apply.
+      conn.closeAfter(FrameType.Members, this.opts.membersInfo?.() ?? EMPTY);
+      return;
+    }
     if (hello.clusterId !== this.clusterId) {
       this.logger.warn(
         {
