@@ -5,13 +5,13 @@
 import { assert } from '../util/assert';
 import { encodeConfChange } from './confchange/codec';
 import { StepLocalMsgError, StepPeerNotFoundError } from './errors';
-import type { Entry } from './types';
 import { None, Raft, type RaftConfig, type SoftState, StateType } from './raft';
 import type { ReadState } from './read-only';
 import type { ProgressStateType } from './tracker/progress';
 import {
   type ConfChange,
   type ConfState,
+  type Entry,
   EntryType,
   type HardState,
   type Message,
@@ -233,7 +233,10 @@ export class RawNode {
     this.raft.step(message({ type: MessageType.MsgSnapStatus, from: id, reject: status === SnapshotStatus.Failure }));
   }
 
-  /** Whether ready() would return anything (etcd HasReady). */
+  /**
+   * Whether ready() would return anything (etcd HasReady). False while a Ready is outstanding (handed out by ready()
+   * and not yet advanced), since only one may be: the node loop checks again after advance().
+   */
   hasReady(): boolean {
     const r = this.raft;
     if (this.outstanding !== undefined) return false;

@@ -51,7 +51,9 @@ export class MemoryStorage implements Storage {
    * setHardState().
    */
   hardState: HardState = emptyHardState;
-  // Invariant: snap.metadata.index === ents[0].index and snap.metadata.term === ents[0].term.
+  // The latest snapshot. Equal to the dummy position ents[0] after applySnapshot; createSnapshot records one without
+  // compacting (then it is ahead of ents[0]); an application that compacts beyond its latest snapshot leaves it behind
+  // (and cannot catch up followers that need the compacted entries).
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: emptyConfState() } };
   // ents[0] is the dummy entry at the snapshot's position; ents[i].index === ents[0].index + i.
   private ents: Entry[] = [{ index: 0, term: 0, type: EntryType.Normal, data: Buffer.alloc(0) }];

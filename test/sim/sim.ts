@@ -26,7 +26,7 @@ import { ReadOnlyOption } from '../../src/raft/read-only';
 import { ConfChangeType, type ConfState, type Entry, EntryType, type Message, MessageType, type Snapshot, compareIds } from '../../src/raft/types';
 import { isDomainError } from '../../src/util/errors';
 import { Xoshiro128 } from '../../src/util/prng';
-import { Checker, InvariantViolation, chainHash, violation } from './checker';
+import { Checker, InvariantViolation, violation } from './checker';
 import { type DiskRecord, SimDisk } from './disk';
 import { EventQueue } from './event-queue';
 
@@ -97,6 +97,7 @@ type Event =
   | { k: 'fault' }
   | { k: 'client' }
   | { k: 'heal' }
+  | { k: 'healPartition'; generation: number }
   | { k: 'livenessProbe' };
 
 interface StateMachine {
@@ -124,11 +125,17 @@ class Member {
   write: PendingWrite | undefined = undefined;
   isLeader = false;
   leaderTermChecked = 0;
+  /** The commit index when this member took office in leaderTermChecked. */
+  leaderBaseCommit = 0;
   lastCommit = 0;
   lastApplied = 0;
   lastTerm = 0;
+  /** The durable commit index when the member last crashed: a restart must not come back below it. */
+  durableCommit = 0;
   /** The highest index persisted since healing, for the liveness progress measure. */
   maxPersisted = 0;
+  /** This member's tick period: clocks run at slightly different rates (TICK ± 10%). */
+  tickPeriod = TICK;
   /** Disk latency multiplier: > 1 while the disk is slow. */
   slowDisk = 1;
 
@@ -183,6 +190,7 @@ export class Simulation {
   private readonly queue = new EventQueue<Event>();
   now = 0;
   private readonly blocked = new Set<string>();
+  private partitionGeneration = 0;
   private healed = false;
   private readonly trace: string[] = [];
   private traceHash = 0x811c9dc5;
@@ -223,6 +231,7 @@ export class Simulation {
     livenessTicks: 0,
   };
   private readonly faultEnd: number;
+  private readonly initialMembers: number;
   private readonly livenessBound: number;
   private readonly fullCheckEvery: number;
 
@@ -230,6 +239,7 @@ export class Simulation {
     this.rand = new Xoshiro128(options.seed);
     const r = this.rand;
     const n = options.members ?? (r.intn(2) === 0 ? 3 : 5);
+    this.initialMembers = n;
     const electionTick = 5 + r.intn(8);
     this.knobs = {
       electionTick,
@@ -283,7 +293,7 @@ export class Simulation {
   describeConfig(): string {
     const k = this.knobs;
     return (
-      `members=${this.members.size} election=${k.electionTick} heartbeat=${k.heartbeatTick} preVote=${k.preVote} checkQuorum=${k.checkQuorum} ` +
+      `members=${this.initialMembers} election=${k.electionTick} heartbeat=${k.heartbeatTick} preVote=${k.preVote} checkQuorum=${k.checkQuorum} ` +
       `maxSizePerMsg=${k.maxSizePerMsg} inflight=${k.maxInflightMsgs}/${k.maxInflightBytes}B committedPerReady=${k.maxCommittedSizePerReady} ` +
       `drop=${k.dropRate} dup=${k.dupRate} latency<=${k.maxLatency} disk<=${k.diskLatency} crash=${k.crashRate}/${k.crashAfterSendRate}/${k.leaderCrashBias} partition=${k.partitionRate} ` +
       `propose=${k.proposeRate} read=${k.readRate} compact=${k.compactRate} transfer=${k.transferRate} membership=${k.membership}`
@@ -332,10 +342,15 @@ export class Simulation {
     m.alive = true;
     m.write = undefined;
     m.isLeader = false;
+    // Across a restart the commit index comes back at least where it was durable. (It may be below what the state
+    // machine applied, when a commit-only HardState write was lost: MustSync does not sync those. The state machine's
+    // applied index itself is durable and only moves forward, which applyEntry checks.)
+    if (m.node.status().commit < m.durableCommit) violation(`member ${m.id} restarted with commit ${m.node.status().commit} < durable ${m.durableCommit}`);
     m.lastCommit = m.node.status().commit;
     m.lastApplied = m.node.status().applied;
     m.lastTerm = m.node.status().term;
-    // A member's clock has its own phase.
+    // A member's clock has its own phase and rate.
+    m.tickPeriod = TICK - 1 + this.rand.intn(3);
     this.queue.push(this.now + 1 + this.rand.intn(TICK), { k: 'tick', m: m.id, inc: m.incarnation });
     this.log(`start ${m.id} inc=${m.incarnation} term=${m.lastTerm} commit=${m.lastCommit} applied=${m.lastApplied} sm=${m.sm.applied}`);
   }
@@ -344,7 +359,12 @@ export class Simulation {
     m.alive = false;
     m.incarnation++;
     m.write = undefined;
+    const before = m.disk.durable.hardState.commit;
     m.disk.crash(this.rand);
+    // What was durable stays durable: the durable commit index never goes back.
+    const after = m.disk.durable.hardState.commit;
+    if (after < before || after < m.durableCommit) violation(`member ${m.id}: durable commit went back to ${after}`);
+    m.durableCommit = after;
     this.stats.crashes++;
     this.log(`crash ${m.id} (disk keeps ${m.disk.durable.lastIndex()}, hs ${JSON.stringify(m.disk.durable.hardState, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))})`);
   }
@@ -371,6 +391,13 @@ export class Simulation {
     }
     if (rd.hardState) {
       if (rd.hardState.commit < m.lastCommit) violation(`member ${m.id} commit went back from ${m.lastCommit} to ${rd.hardState.commit}`);
+      const r = m.node.raft;
+      if (r.state === StateType.Leader && m.leaderTermChecked === r.term && rd.hardState.commit > m.leaderBaseCommit) {
+        // The commit rule (Raft §5.4.2): a leader moves its commit index only onto an entry of its own term; earlier
+        // entries are committed indirectly.
+        const t = r.raftLog.term(rd.hardState.commit);
+        if (t !== r.term) violation(`commit rule: leader ${m.id} of term ${r.term} committed ${rd.hardState.commit}, an entry of term ${t}`);
+      }
       const before = this.checker.globalCommit;
       this.checker.observeCommit(m.id, rd.hardState.commit, (i) => this.entryAt(m, i));
       if (this.checker.globalCommit > before) this.checker.checkDurability(this.disks);
@@ -472,6 +499,7 @@ export class Simulation {
     // A read forwarded twice (follower to follower to leader) is answered at the middle member, since forwarding
     // rewrites `from` (as in etcd); the issuer retries. The index must still be a valid read point.
     if (index < pr.minIndex) violation(`linearizability: read ${key} got index ${index} < ${pr.minIndex} committed before it was issued`);
+    if (this.keepTrace) this.log(`read ${key} (issued at ${pr.member}) answered at ${m.id}: index ${index} >= ${pr.minIndex}`);
     this.stats.readsAnswered++;
   }
 
@@ -576,6 +604,7 @@ export class Simulation {
       this.checker.observeLeader(m.id, st.term);
       if (m.leaderTermChecked !== st.term) {
         m.leaderTermChecked = st.term;
+        m.leaderBaseCommit = st.raftLog.committed;
         this.stats.elections++;
         this.log(`leader ${m.id} term ${st.term}`);
         const log = st.raftLog;
@@ -703,6 +732,10 @@ export class Simulation {
     if (l) this.propose(l, encodeConfChange({ ...cc, context: Buffer.alloc(0) }), EntryType.ConfChange);
   }
 
+  /**
+   * One fault decision, every 2.5 ticks on average. Partitions last for a drawn duration (a few ticks up to many
+   * election timeouts, so that elections happen on both sides) and are then healed.
+   */
   private fault(): void {
     const k = this.knobs;
     const all = [...this.members.values()].filter((m) => !m.removed);
@@ -712,37 +745,15 @@ export class Simulation {
       const l = this.leader();
       const m = l && this.float() < k.leaderCrashBias ? l : this.pick(all.filter((x) => x.alive));
       if (m) this.crashAndRestart(m);
-    } else if (roll < (k.crashRate + k.partitionRate) * 0.3) {
-      this.blocked.clear();
-      this.stats.partitions++;
-      const kind = this.rand.intn(3);
-      if (kind === 0) {
-        // A clean split into two groups.
-        const side = new Set(ids.filter(() => this.rand.intn(2) === 0));
-        for (const a of ids) for (const b of ids) if (a !== b && side.has(a) !== side.has(b)) this.blocked.add(this.link(a, b));
-        this.log(`partition {${[...side].join(' ')}} | rest`);
-      } else {
-        // Random links, asymmetric (kind 1) or symmetric (kind 2): partitions that are not transitive.
-        for (const a of ids) {
-          for (const b of ids) {
-            if (a < b && this.rand.intn(3) === 0) {
-              this.blocked.add(this.link(a, b));
-              if (kind === 2 || this.rand.intn(2) === 0) this.blocked.add(this.link(b, a));
-            }
-          }
-        }
-        this.log(`partition links [${[...this.blocked].join(' ')}]`);
-      }
-    } else if (roll < 0.5) {
-      if (this.blocked.size > 0) this.log('heal partition');
-      this.blocked.clear();
-    } else if (roll < 0.6) {
+    } else if (roll < 0.3 && this.blocked.size === 0 && this.float() < k.partitionRate) {
+      this.partition(ids);
+    } else if (roll < 0.4) {
       const m = this.pick(all);
       if (m) {
         m.slowDisk = m.slowDisk === 1 ? 10 : 1;
         this.log(`disk ${m.id} ${m.slowDisk === 1 ? 'normal' : 'slow'}`);
       }
-    } else if (roll < 0.6 + k.transferRate) {
+    } else if (roll < 0.4 + k.transferRate) {
       const l = this.leader();
       const target = this.pick(ids);
       if (l && target !== undefined) {
@@ -753,6 +764,44 @@ export class Simulation {
       }
     }
     this.queue.push(this.now + 1 + this.rand.intn(TICK * 5), { k: 'fault' });
+  }
+
+  private partition(ids: bigint[]): void {
+    this.stats.partitions++;
+    const kind = this.rand.intn(4);
+    const l = this.leader();
+    const split = (side: Set<bigint>): void => {
+      for (const a of ids) for (const b of ids) if (a !== b && side.has(a) !== side.has(b)) this.blocked.add(this.link(a, b));
+    };
+    if (kind === 3 && l) {
+      // Isolate the leader (possibly with one follower) from the rest: the classic stale-leader scenario.
+      const side = new Set([l.id]);
+      if (this.rand.intn(2) === 0) {
+        const other = this.pick(ids.filter((x) => x !== l.id));
+        if (other !== undefined) side.add(other);
+      }
+      split(side);
+      this.log(`partition leader side {${[...side].join(' ')}} | rest`);
+    } else if (kind === 0 || kind === 3) {
+      // A clean split into two groups.
+      const side = new Set(ids.filter(() => this.rand.intn(2) === 0));
+      split(side);
+      this.log(`partition {${[...side].join(' ')}} | rest`);
+    } else {
+      // Random links, asymmetric (kind 1) or symmetric (kind 2): partitions that are not transitive.
+      for (const a of ids) {
+        for (const b of ids) {
+          if (a < b && this.rand.intn(3) === 0) {
+            this.blocked.add(this.link(a, b));
+            if (kind === 2 || this.rand.intn(2) === 0) this.blocked.add(this.link(b, a));
+          }
+        }
+      }
+      this.log(`partition links [${[...this.blocked].join(' ')}]`);
+    }
+    const e = this.knobs.electionTick;
+    const ticks = [1 + this.rand.intn(5), e + this.rand.intn(e), 3 * e + this.rand.intn(3 * e), 10 * e][this.rand.intn(4)]!;
+    this.queue.push(this.now + ticks * TICK, { k: 'healPartition', generation: ++this.partitionGeneration });
   }
 
   private crashAndRestart(m: Member): void {
@@ -862,7 +911,7 @@ export class Simulation {
         if (!m.alive || m.incarnation !== ev.inc) return;
         m.node.tick();
         this.after(m);
-        this.queue.push(this.now + TICK, ev);
+        this.queue.push(this.now + m.tickPeriod, ev);
         return;
       }
       case 'deliver':
@@ -903,6 +952,12 @@ export class Simulation {
         return;
       case 'heal':
         this.heal();
+        return;
+      case 'healPartition':
+        if (ev.generation === this.partitionGeneration && this.blocked.size > 0) {
+          this.blocked.clear();
+          this.log('heal partition');
+        }
         return;
       case 'livenessProbe':
         this.livenessProbe();
