@@ -36,7 +36,7 @@ import {
   type Logger as RaftLogger,
 } from '../raft';
 import { Xoshiro128 } from '../util/prng';
-import { DomainError, isDomainError } from '../util/errors';
+import { isDomainError } from '../util/errors';
 import { assert } from '../util/assert';
 import { Lessor } from '../lease/lessor';
 import { Applier, type ApplyResult, decodeLease } from './apply';
@@ -241,7 +241,7 @@ export class EtcdServer {
       onClusterVersion: (ver) => {
         if (this.clusterVersion === '') this.logger.info({ 'cluster-version': ver }, 'set initial cluster version');
         this.clusterVersion = ver;
-        this.logger.info({ 'cluster-version': ver }, 'enabled capabilities for version');
+        this.logCapabilities();
       },
       onMemberAttributes: (tw, id, name, clientUrls) => this.cluster.setAttributes(tw, id, name, clientUrls),
     });
@@ -533,12 +533,19 @@ export class EtcdServer {
 
   private published = false;
   private publishing = false;
+  private capabilitiesLogged = false;
+
+  /** etcd logs this once the cluster version is known (the e2e suite waits for the line). */
+  private logCapabilities(): void {
+    if (this.capabilitiesLogged) return;
+    this.capabilitiesLogged = true;
+    this.logger.info({ 'cluster-version': this.clusterVersion }, 'enabled capabilities for version');
+  }
 
   /** Once a leader exists: set the cluster version (leader only) and publish our attributes through the log. */
   private async onBecomeLeader(): Promise<void> {
     try {
       if (this.clusterVersion === '') await this.propose({ cluster_version_set: { ver: CLUSTER_VERSION } });
-      else if (!this.published) this.logger.info({ 'cluster-version': this.clusterVersion }, 'enabled capabilities for version');
     } catch (err) {
       if (!this.stopped) this.logger.warn({ error: String(err) }, 'failed to set the cluster version');
     }
@@ -564,7 +571,7 @@ export class EtcdServer {
           await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs * 5));
         }
       }
-      if (this.clusterVersion !== '' && !this.isLeader) this.logger.info({ 'cluster-version': this.clusterVersion }, 'enabled capabilities for version');
+      if (this.clusterVersion !== '') this.logCapabilities();
       this.logger.info(
         {
           'local-member-id': idToHex(this.memberId),

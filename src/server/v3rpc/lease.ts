@@ -5,8 +5,6 @@ import type { Logger } from 'pino';
 import type { EtcdServer } from '../etcd-server';
 import type { LeaseGrantRequest, LeaseRevokeRequest } from '../../api/types';
 import { big } from '../apply';
-import { ErrLeaseNotFound } from '../../lease/lessor';
-import { DomainError, isDomainError } from '../../util/errors';
 import { unary } from './util';
 import { toGrpcError } from './errors';
 import * as rpc from '../../api/rpctypes';
