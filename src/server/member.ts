@@ -1,14 +1,20 @@
 // The composition root: startMember() builds a whole member from a ServerConfig — the server core, the client
 // gRPC listeners with their TLS — and returns its URLs and a close(). bin/etcd is a thin wrapper over it;
 // tests and embedders call it in-process.
+//
+// Client listeners: https:// and unixs:// URLs are bound by grpc-js itself (TLS); http:// and unix:// URLs are
+// bound by the ClientFront, which hands gRPC connections to grpc-js through its connection injector and serves
+// HTTP/1 itself (client-front.ts says why).
 
 import type { Logger } from 'pino';
 import * as grpc from '@grpc/grpc-js';
 import type { ServerConfig } from './config';
 import { EtcdServer } from './etcd-server';
 import { bind, createGrpcServer, grpcAddress } from './grpc-server';
+import { ClientFront, etcdHttpRoutes, httpRouter } from './client-front';
 import { grpcServerCredentials, resolveTls } from './tls';
 import { idToHex } from './membership';
+import { assert } from '../util/assert';
 
 const SHUTDOWN_GRACE_MS = 2000;
 
@@ -25,6 +31,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
   const logger = opts.logger;
   const srv = await EtcdServer.start(config, logger);
   let grpcServer: grpc.Server | undefined;
+  let front: ClientFront | undefined;
   try {
     // etcd serves clients only once the member has published itself through the log (ReadyNotify).
     await srv.ready.promise;
@@ -43,12 +50,19 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
     for (const u of config.listenClientUrls) {
       const url = new URL(u);
       const secure = url.protocol === 'https:' || url.protocol === 'unixs:';
-      if (secure && !tls) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
-      const creds = secure ? grpcServerCredentials(tls) : grpc.ServerCredentials.createInsecure();
-      const port = await bind(server, grpcAddress(u), creds);
-      if (url.protocol === 'http:' || url.protocol === 'https:') url.port = String(port);
-      clientUrls.push(url.toString().replace(/\/$/, ''));
-      logger.info({ address: url.host || url.pathname, secure }, secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!');
+      let bound: string;
+      if (secure) {
+        if (!tls) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u} with HTTPS scheme`);
+        const port = await bind(server, grpcAddress(u), grpcServerCredentials(tls));
+        if (url.protocol === 'https:') url.port = String(port);
+        bound = url.toString().replace(/\/$/, '');
+      } else {
+        front ??= plaintextFront(server, logger);
+        bound = await front.listen(u);
+      }
+      clientUrls.push(bound);
+      const address = new URL(bound);
+      logger.info({ address: address.host || address.pathname, secure }, secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!');
     }
     logger.info({}, 'ready to serve client requests');
     let closing: Promise<void> | undefined;
@@ -59,6 +73,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
       server: srv,
       close() {
         closing ??= (async () => {
+          front?.close();
           watch.close();
           // Streams still open after a grace period (lease keep-alives, observers) are cut.
           await new Promise<void>((res) => {
@@ -78,8 +93,22 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
       },
     };
   } catch (err) {
+    front?.close();
     grpcServer?.forceShutdown();
     await srv.close();
     throw err;
   }
+}
+
+/** The front for this member's plaintext client URLs, handing gRPC connections to `server`. */
+function plaintextFront(server: grpc.Server, logger: Logger): ClientFront {
+  // grpc-js's public connection injector: an HTTP/2 server of its own that listens nowhere and serves the connections
+  // we give it, with the server's options and services, closed by tryShutdown/forceShutdown like a bound port.
+  assert(typeof server.createConnectionInjector === 'function', 'grpc-js has no Server.createConnectionInjector: the plaintext client front needs @grpc/grpc-js >= 1.14');
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  return new ClientFront({
+    serveHttp2: (connection) => injector.injectConnection(connection),
+    serveHttp1: httpRouter(etcdHttpRoutes()),
+    logger,
+  });
 }

@@ -9,10 +9,10 @@ import { startTestMember, type TestMember } from '../helpers/member';
 const exec = promisify(execFile);
 let m: TestMember;
 
-// Endpoints without the scheme: etcdctl 3.4's `endpoint status` dials the endpoint string verbatim, so
-// "http://host:port" becomes the HTTP/2 :authority, which Node's HTTP/2 rejects (noted on the cluster issue).
+// Endpoints with the scheme, as operators write them: etcdctl 3.4's `endpoint status` then sends
+// "http://host:port" as the HTTP/2 :authority, which the client-port front (client-front.ts) accepts.
 async function ctl(...args: string[]): Promise<string> {
-  const { stdout } = await exec('etcdctl', ['--endpoints', m.endpoint.replace(/^https?:\/\//, ''), ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const { stdout } = await exec('etcdctl', ['--endpoints', m.endpoint, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
   return stdout;
 }
 

@@ -160,8 +160,8 @@ t.test('handshake payloads', async (t) => {
   t.equal(future.protocolVersion, 2);
   t.throws(() => decodeHello(hello.subarray(0, 20)), /hello of 20 bytes/);
   const badKind = Buffer.from(hello);
-  badKind[1] = 3;
-  t.throws(() => decodeHello(badKind), /unknown connection kind 3/);
+  badKind[1] = 4;
+  t.throws(() => decodeHello(badKind), /unknown connection kind 4/);
 
   const e = { code: TransportErrorCode.ClusterIdMismatch, clusterId: 0xcdef0123n, text: 'cluster ID mismatch' };
   t.same(decodeError(encodeError(e)), e);
