@@ -133,9 +133,9 @@ async function directorySize(dir: string): Promise<number> {
 async function fetchClusterFromPeers(
   cfg: EtcdServerConfig,
   initial: Map<string, string[]>,
+  peerTls: TlsMaterial | undefined,
   logger: Logger,
 ): Promise<{ clusterId: bigint; memberId: bigint; members: Member[] }> {
-  const peerTls = cfg.peerTls ? await resolveTls(cfg.peerTls, { dataDir: cfg.dataDir, kind: 'peer', hosts: [], validityYears: cfg.selfSignedCertValidity, logger }) : undefined;
   const urls = [...initial].filter(([name]) => name !== cfg.name).flatMap(([, u]) => u);
   const own = [...cfg.initialAdvertisePeerUrls].sort().join(',');
   let lastError: unknown = new Error('no peer URLs in --initial-cluster besides this member');
@@ -281,6 +281,12 @@ export class EtcdServer {
     const walLogger = logger.child({ component: 'wal' });
 
     const initial = parseInitialCluster(cfg.initialCluster);
+    // Peer TLS first: a joining member dials its peers before anything else (auto-TLS certificates get the
+    // listen hosts as SANs once, and are reused after).
+    const peerHosts = (cfg.listenPeerUrls ?? []).map((u) => new URL(u).host);
+    const peerTls = cfg.peerTls
+      ? await resolveTls(cfg.peerTls, { dataDir: cfg.dataDir, kind: 'peer', hosts: peerHosts, validityYears: cfg.selfSignedCertValidity, logger })
+      : undefined;
     const storage = new MemoryStorage();
     let wal: Wal;
     let memberId: bigint;
@@ -304,7 +310,7 @@ export class EtcdServer {
       // Joining a running cluster (after MemberAdd): learn the cluster ID and our own member ID from a peer
       // (etcd GetClusterFromRemotePeers + ValidateClusterAndAssignIDs); the log, membership included, then
       // arrives from the leader.
-      const joined = await fetchClusterFromPeers(cfg, initial, logger);
+      const joined = await fetchClusterFromPeers(cfg, initial, peerTls, logger);
       memberId = joined.memberId;
       clusterId = joined.clusterId;
       for (const m of joined.members) if (m.id !== memberId) bootstrapPeers.set(m.id, m.peerUrls);
@@ -401,10 +407,6 @@ export class EtcdServer {
       maxInflightMsgs: MAX_INFLIGHT_MSGS,
       logger: raftLogger(logger),
     });
-    const hosts = (cfg.listenPeerUrls ?? []).map((u) => new URL(u).host);
-    const peerTls = cfg.peerTls
-      ? await resolveTls(cfg.peerTls, { dataDir: cfg.dataDir, kind: 'peer', hosts, validityYears: cfg.selfSignedCertValidity, logger })
-      : undefined;
     const clientTls = cfg.clientTls
       ? await resolveTls(cfg.clientTls, { dataDir: cfg.dataDir, kind: 'client', hosts: [], validityYears: cfg.selfSignedCertValidity, logger })
       : undefined;
