@@ -183,6 +183,7 @@ export class EtcdServer {
   private readonly confWaiters = new Map<string, Deferred<void>>();
   private readonly requestTimeoutMs: number;
   private stopped = false;
+  private readonly stopSignal = deferred<void>();
   private wake: Deferred<void> | null = null;
   private wakePending = false;
   private loopDone: Promise<void> | undefined;
@@ -489,7 +490,11 @@ export class EtcdServer {
       }
       if (rd.committedEntries.length > 0) this.kickApply();
       // Raft's configuration must reflect a committed ConfChange before the next Ready (etcd waits too).
-      if (confChange) await this.applied.wait(rd.committedEntries[rd.committedEntries.length - 1]!.index);
+      if (confChange) {
+        // Stopping ends the apply worker early: never wait past close().
+        await Promise.race([this.applied.wait(rd.committedEntries[rd.committedEntries.length - 1]!.index), this.stopSignal.promise]);
+        if (this.stopped) break;
+      }
       for (const rs of rd.readStates) this.onReadState(rs.index, rs.requestCtx);
       this.raft.advance(rd);
     }
@@ -1131,6 +1136,7 @@ export class EtcdServer {
     if (this.stopped) return;
     await this.transferLeadershipOnStop();
     this.stopped = true;
+    this.stopSignal.resolve();
     for (const t of this.timers) clearInterval(t);
     if (this.leaseCheckpointTimer) clearInterval(this.leaseCheckpointTimer);
     this.notify();
