@@ -738,8 +738,7 @@ export class EtcdServer {
   /** Propose a request through the log and wait for its apply result. */
   async propose(body: Omit<InternalRequest, 'ID'>): Promise<ApplyResult> {
     if (this.stopped) throw serverError(ErrStopped, 'etcdserver: server stopped');
-    const st = this.raft.status();
-    if (st.commit > this.applied.index + MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw serverError(ErrTooManyRequests, 'etcdserver: too many requests');
+    if (this.raft.raft.raftLog.committed > this.applied.index + MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw serverError(ErrTooManyRequests, 'etcdserver: too many requests');
     const req = { ID: this.idGen.next(), ...body } as InternalRequest;
     const data = encodeRequest(req);
     if (data.length > this.cfg.maxRequestBytes) throw serverError(ErrRequestTooLarge, 'etcdserver: request is too large');
@@ -902,7 +901,8 @@ export class EtcdServer {
       cluster_id: this.clusterId.toString(),
       member_id: this.memberId.toString(),
       revision: rev === 0 ? this.store.currentRev : rev,
-      raft_term: this.raft.status().term,
+      // Read the field: status() copies the leader's progress map, too costly for every response header.
+      raft_term: this.raft.raft.term,
     };
   }
 
@@ -911,7 +911,7 @@ export class EtcdServer {
   }
 
   leader(): bigint {
-    return this.raft.status().lead;
+    return this.raft.raft.lead;
   }
 
   version(): string {
