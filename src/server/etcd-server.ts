@@ -60,7 +60,6 @@ import { encodeMessage, decodeMessage } from './raft-codec';
 import { resolveTls, type TlsMaterial } from './tls';
 import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
-import { WireError } from '../api/rpctypes';
 
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -995,11 +994,8 @@ export class EtcdServer {
     if (!this.isLeader) {
       const lead = this.cluster.members.get(this.leaderId);
       if (!lead) throw serverError(ErrNoLeader, 'etcdserver: no leader');
-      try {
-        await this.leaderClient.unary(lead.clientUrls, 'cluster', 'MemberPromote', { ID: id.toString() }, this.requestTimeoutMs);
-      } catch (err) {
-        throw passThrough(err);
-      }
+      // A gRPC error from the leader reaches our client unchanged (v3rpc/errors.ts passes statuses through).
+      await this.leaderClient.unary(lead.clientUrls, 'cluster', 'MemberPromote', { ID: id.toString() }, this.requestTimeoutMs);
       return;
     }
     const m = this.cluster.members.get(id);
@@ -1105,12 +1101,8 @@ export class EtcdServer {
     }
     const lead = this.cluster.members.get(this.leaderId);
     if (!lead) throw serverError(ErrNoLeader, 'etcdserver: no leader');
-    try {
-      const r = await this.leaderClient.unary<{ TTL: string; grantedTTL: string; keys: Buffer[] }>(lead.clientUrls, 'lease', 'LeaseTimeToLive', { ID: id.toString(), keys }, this.requestTimeoutMs);
-      return { TTL: Number(r.TTL), grantedTTL: Number(r.grantedTTL), keys: r.keys };
-    } catch (err) {
-      throw passThrough(err);
-    }
+    const r = await this.leaderClient.unary<{ TTL: string; grantedTTL: string; keys: Buffer[] }>(lead.clientUrls, 'lease', 'LeaseTimeToLive', { ID: id.toString(), keys }, this.requestTimeoutMs);
+    return { TTL: Number(r.TTL), grantedTTL: Number(r.grantedTTL), keys: r.keys };
   }
 
   /**
@@ -1175,11 +1167,4 @@ export class EtcdServer {
       this.logger.warn({ error: String(err) }, 'failed to transfer leadership before stopping');
     }
   }
-}
-
-/** A gRPC error from the leader, passed to our client unchanged (code and etcd's message). */
-function passThrough(err: unknown): unknown {
-  const e = err as { code?: unknown; details?: unknown };
-  if (typeof e?.code === 'number' && typeof e.details === 'string') return new WireError(e.code, e.details);
-  return err;
 }
