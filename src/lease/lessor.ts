@@ -103,6 +103,12 @@ export class Lessor implements LeaseAttacher {
     return l;
   }
 
+  /** Forgets every lease and key attachment (before reloading them from a database that replaces the backend). */
+  clear(): void {
+    this.leases.clear();
+    this.itemMap.clear();
+  }
+
   /** Restore a persisted lease at startup (no TTL adjustment). */
   restore(id: bigint, ttl: number, remainingTtl = 0): void {
     let l = this.leases.get(id);

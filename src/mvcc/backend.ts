@@ -244,6 +244,11 @@ interface Waiter {
 }
 
 type LevelDb = Level<Buffer, Buffer>;
+/** A whole-database LevelDB iterator (its snapshot is taken when it is created). */
+export interface SnapshotIterator {
+  nextv(size: number): Promise<Array<[Buffer, Buffer]>>;
+  close(): Promise<void>;
+}
 
 /** classic-level methods that `level`'s typings leave out. */
 interface ClassicLevelExtras {
@@ -579,8 +584,19 @@ export class Backend {
    * Only what committed is visible: call drain() first for everything applied so far.
    */
   async *entries(): AsyncGenerator<[Buffer, Buffer]> {
+    yield* this.entriesFrom(this.snapshotIterator());
+  }
+
+  /**
+   * A LevelDB iterator over the whole database, created (and so its implicit snapshot taken) now, in this
+   * synchronous step; read it with entriesFrom().
+   */
+  snapshotIterator(): SnapshotIterator {
     this.assertUsable();
-    const it = this.db.iterator({});
+    return this.db.iterator({}) as unknown as SnapshotIterator;
+  }
+
+  async *entriesFrom(it: SnapshotIterator): AsyncGenerator<[Buffer, Buffer]> {
     try {
       for (;;) {
         const chunk = await it.nextv(1024);

@@ -63,6 +63,7 @@ import {
   metaKey,
   metaNames,
   type AuxChange,
+  type SnapshotIterator,
   type KeyBucketEntry,
 } from './backend';
 import { ErrCompacted, ErrFutureRev, ErrSnapshotCorrupt, mvccError } from './errors';
@@ -145,16 +146,19 @@ export class MvccStore {
   private consistentIndexValue = 0;
   /** Bumped by every compact(); long scans restart when it changes. */
   private compactEpoch = 0;
-  private readonly index = new TreeIndex();
+  private index = new TreeIndex();
   private openTxn: TxnWriteImpl | null = null;
   private compactionChain: Promise<void> = Promise.resolve();
   private closing = false;
+  /** Set while replaceDatabase() swaps the database: reads wait for it, compaction stops. */
+  private replacing: Promise<void> | null = null;
+  private compactionSuspended = false;
   private readonly watchable: WatchableStore;
   private readonly compactionBatchLimit: number;
 
   private constructor(
     private readonly opts: MvccOptions,
-    private readonly backend: Backend,
+    private backend: Backend,
   ) {
     this.compactionBatchLimit = opts.compactionBatchLimit ?? 1000;
     assert(this.compactionBatchLimit > 0, 'compactionBatchLimit must be positive');
@@ -280,6 +284,7 @@ export class MvccStore {
    * opts.limit of them (0 = all), none with opts.count. `rev` is the current revision.
    */
   range(key: Buffer, end: Buffer | null, opts?: RangeOptions): Promise<RangeResult> {
+    if (this.replacing !== null) return this.replacing.then(() => this.range(key, end, opts));
     return this.rangeAt(key, end, opts, this.currentRevValue, undefined);
   }
 
@@ -317,6 +322,7 @@ export class MvccStore {
    * modRevision - 1); one getMany for all events.
    */
   prevKvs(events: MvccEvent[]): Promise<Array<KeyValue | null>> {
+    if (this.replacing !== null) return this.replacing.then(() => this.prevKvs(events));
     try {
       const revs: Revision[] = [];
       const at: number[] = [];
@@ -443,7 +449,7 @@ export class MvccStore {
     let cursor: Buffer | null = null;
     let deleted = 0;
     for (;;) {
-      if (this.closing) {
+      if (this.closing || this.compactionSuspended) {
         this.opts.logger.info({ rev, deleted }, 'compaction interrupted by close; it resumes on open');
         return;
       }
@@ -478,6 +484,7 @@ export class MvccStore {
    */
   async hashByRev(rev: number): Promise<HashByRevResult> {
     for (;;) {
+      if (this.replacing !== null) await this.replacing;
       const compactRev = this.compactMainRevValue;
       const currentRev = this.currentRevValue;
       if (rev > 0 && rev < compactRev) throw mvccError(ErrCompacted);
@@ -507,6 +514,7 @@ export class MvccStore {
    * everything applied so far committed.
    */
   async hash(): Promise<number> {
+    if (this.replacing !== null) await this.replacing;
     await this.backend.drain();
     const skip = metaKey(metaNames.consistentIndex);
     let h = 0;
@@ -548,13 +556,29 @@ export class MvccStore {
    * Chunks are about 256 KiB. Load it with MvccStore.restoreSnapshot.
    */
   async *snapshot(): AsyncGenerator<Buffer> {
+    yield* (await this.openSnapshot()).chunks;
+  }
+
+  /**
+   * Like snapshot(), but the copy is fixed when this resolves, and `consistentIndex` is the Raft index it holds:
+   * call it where no write can begin (the server's apply worker) to send a snapshot of an exact index.
+   */
+  async openSnapshot(): Promise<{ consistentIndex: number; chunks: AsyncGenerator<Buffer> }> {
+    if (this.replacing !== null) await this.replacing;
     await this.backend.drain();
+    // Synchronous from here: the iterator's LevelDB snapshot and the index it holds are taken together.
+    assert(this.openTxn === null, 'openSnapshot during an open write transaction');
+    const it = this.backend.snapshotIterator();
+    return { consistentIndex: this.consistentIndexValue, chunks: this.snapshotChunks(it) };
+  }
+
+  private async *snapshotChunks(it: SnapshotIterator): AsyncGenerator<Buffer> {
     let crc = zlib.crc32(snapshotMagic);
     yield Buffer.from(snapshotMagic);
     let parts: Buffer[] = [];
     let size = 0;
     let count = 0;
-    for await (const [k, v] of this.backend.entries()) {
+    for await (const [k, v] of this.backend.entriesFrom(it)) {
       const lengths = Buffer.allocUnsafe(4);
       lengths.writeUInt32BE(k.length, 0);
       const vlength = Buffer.allocUnsafe(4);
@@ -677,6 +701,46 @@ export class MvccStore {
   /** Watcher counts by state. */
   watcherStats(): { synced: number; unsynced: number; victims: number } {
     return this.watchable.stats();
+  }
+
+  /**
+   * Replaces the whole database with a newer one (a snapshot from the leader; etcd kvstore.Restore): stops
+   * compaction and watch catch-up, commits and closes the current database, calls `swap` (which must leave the new
+   * database at opts.dir), then opens it and restores the state as open() does (beforeRestore included: clear the
+   * lessor before, it is re-filled from the new database). Reads issued meanwhile wait and then see the new state;
+   * watchers stay registered and catch up from the new history (or get a compaction response). Call it where no
+   * write can begin (the server's apply worker).
+   */
+  async replaceDatabase(swap: () => Promise<void>): Promise<void> {
+    assert(!this.closing, 'replaceDatabase on a closed store');
+    assert(this.openTxn === null && this.replacing === null, 'replaceDatabase during a write or another replace');
+    let done!: () => void;
+    this.replacing = new Promise<void>((r) => (done = r));
+    this.compactionSuspended = true;
+    try {
+      await this.watchable.suspend();
+      await this.compactionChain;
+      await this.backend.close();
+      await swap();
+      const db = new Level<Buffer, Buffer>(this.opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await db.open();
+      this.backend = new Backend(db, this.opts.logger);
+      this.index = new TreeIndex();
+      this.currentRevValue = 1;
+      this.compactMainRevValue = -1;
+      this.consistentIndexValue = 0;
+      this.compactEpoch++;
+      if (this.opts.beforeRestore !== undefined) {
+        await this.opts.beforeRestore({ auxGetAll: (bucket) => this.backend.auxGetAll(bucket) });
+      }
+      this.compactionSuspended = false;
+      await this.restore();
+      this.watchable.restored();
+    } finally {
+      this.compactionSuspended = false;
+      this.replacing = null;
+      done();
+    }
   }
 
   /** Stops compaction (it resumes on open), waits for writes to commit, closes LevelDB. */

@@ -166,6 +166,7 @@ export class WatchableStore {
   private running: Promise<number> | null = null;
   private queued: Promise<number> | null = null;
   private closed = false;
+  private suspended = false;
 
   constructor(
     private readonly host: WatchHost,
@@ -275,6 +276,33 @@ export class WatchableStore {
     return this.queued;
   }
 
+  /**
+   * Before the store's database is replaced (a snapshot from the leader): stops syncing until restored() and
+   * resolves once a running sync has finished, so no history scan spans the two databases.
+   */
+  async suspend(): Promise<void> {
+    this.suspended = true;
+    while (this.running !== null || this.queued !== null) {
+      await (this.queued ?? this.running)?.catch(() => 0);
+    }
+  }
+
+  /**
+   * After the database was replaced by a newer one (etcd watchableStore.Restore): synced watchers whose next
+   * revision the new database already holds become unsynced and catch up from its history; a watcher whose
+   * start the new database compacted gets the compaction response from syncWatchers, as any other.
+   */
+  restored(): void {
+    this.suspended = false;
+    const currentRev = this.host.currentRev;
+    for (const w of [...this.synced.watchers]) {
+      if (w.minRev > currentRev) continue;
+      this.synced.delete(w);
+      w.state = 'unsynced';
+      this.unsynced.add(w);
+    }
+  }
+
   /** Stops syncing; resolves when a running sync has finished. */
   async close(): Promise<void> {
     this.closed = true;
@@ -303,7 +331,7 @@ export class WatchableStore {
   }
 
   private async syncOnce(): Promise<number> {
-    if (this.closed) return 0;
+    if (this.closed || this.suspended) return 0;
     this.retryVictims();
     if (this.unsynced.size === 0) return this.victims.size;
 

@@ -72,6 +72,8 @@ export class RaftCluster {
 
   /** Rebuild from the backend buckets written by apply(). */
   restore(members: Array<[Buffer, Buffer]>, removed: Array<[Buffer, Buffer]>): void {
+    this.members.clear();
+    this.removed.clear();
     for (const [, v] of members) {
       const m = memberFromJson(JSON.parse(v.toString()) as MemberJson);
       this.members.set(m.id, m);

@@ -16,7 +16,7 @@
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { Wal } from '../wal';
+import { Wal, ErrWalSnapshotNotFound } from '../wal';
 import { MvccStore } from '../mvcc';
 import {
   RawNode,
@@ -25,7 +25,10 @@ import {
   type Ready,
   type Entry,
   type Message,
+  type HardState,
   type ConfChange,
+  type ConfState,
+  type Snapshot,
   ConfChangeType,
   EntryType,
   MessageType,
@@ -60,6 +63,7 @@ import { encodeMessage, decodeMessage } from './raft-codec';
 import { resolveTls, type TlsMaterial } from './tls';
 import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
+import { Snapshotter, fsyncDir, type SnapMarker } from './snap';
 
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -82,6 +86,10 @@ const READ_INDEX_RETRY_MS = 500;
 const HEALTH_INTERVAL_MS = 5000;
 /** etcd readyPercent: a learner is promotable once its match index reaches 90% of the leader's. */
 const LEARNER_READY_PERCENT = 0.9;
+/** Defaults of --snapshot-count (etcd 3.6's), --experimental-snapshot-catchup-entries and --max-snapshots. */
+const DEFAULT_SNAPSHOT_COUNT = 10000;
+const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 5000;
+const DEFAULT_MAX_SNAPSHOTS = 5;
 /** etcd's default --experimental-lease-checkpoint-interval. */
 const DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
 
@@ -108,7 +116,16 @@ export interface EtcdServerConfig {
   /** Checkpoint remaining lease TTLs through the log (etcd --experimental-enable-lease-checkpoint; on here). */
   experimentalEnableLeaseCheckpoint?: boolean;
   experimentalLeaseCheckpointIntervalMs?: number;
+  /** Applied entries between snapshots (etcd --snapshot-count; 0 = the default). */
+  snapshotCount?: number;
+  /** Entries kept in the in-memory Raft log behind a snapshot for slow followers (etcd default 5000). */
+  snapshotCatchupEntries?: number;
+  /** Snapshot markers kept (etcd --max-snapshots; 0 = unlimited). */
+  maxSnapshots?: number;
 }
+
+/** An item of the apply pipeline: a committed entry, or a snapshot received from the leader to install. */
+type ApplyItem = Entry | { kind: 'snapshot'; snapshot: Snapshot };
 
 interface WalMetadata {
   memberId: string;
@@ -153,6 +170,57 @@ async function fetchClusterFromPeers(
   throw new Error(`cannot fetch cluster info from peer urls: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
 
+/**
+ * Opens the WAL at the newest snapshot marker that has its WAL record (etcd restartNode + ValidSnapshotEntries):
+ * the marker is written first, so a crash before the record leaves a marker to skip (it is deleted).
+ */
+async function openWalAtSnapshot(
+  walDir: string,
+  snapshotter: Snapshotter,
+  walLogger: Logger,
+  logger: Logger,
+): Promise<{ marker: SnapMarker | null; opened: Awaited<ReturnType<typeof Wal.open>> }> {
+  for (const candidate of await snapshotter.list()) {
+    const marker = await snapshotter.load(candidate);
+    try {
+      const opened = await Wal.open(walDir, { logger: walLogger, snapshot: marker });
+      logger.info({ 'snapshot-index': marker.index, 'snapshot-term': marker.term }, 'recovered from snapshot; replaying the WAL after it');
+      return { marker, opened };
+    } catch (err) {
+      if (!isDomainError(err, ErrWalSnapshotNotFound)) throw err;
+      logger.warn({ 'snapshot-index': marker.index, 'snapshot-term': marker.term }, 'snapshot marker has no WAL record (a crash fell between the two); removing it');
+      await snapshotter.remove(marker);
+    }
+  }
+  return { marker: null, opened: await Wal.open(walDir, { logger: walLogger }) };
+}
+
+/**
+ * Replaces the backend with the database received for the snapshot at `index` (member/snap/<index>.snap.db), in
+ * place: the old directory is moved aside, the received one renamed to the backend's, the directory synced, the old
+ * one removed. A crash at any point leaves either the old backend with the received database still waiting (done
+ * again at start) or the new backend.
+ */
+async function swapInSnapshotDatabase(store: MvccStore, lessor: Lessor, snapshotter: Snapshotter, dbDir: string, index: number): Promise<void> {
+  const received = snapshotter.dbPath(index);
+  try {
+    await fs.access(received);
+  } catch {
+    throw new Error(`the database of snapshot ${index} is missing (${received}); the backend cannot catch up with the WAL: rebuild this member (remove it, delete its data dir, add it again)`);
+  }
+  const aside = `${dbDir}.old`;
+  await store.replaceDatabase(async () => {
+    lessor.clear();
+    await fs.rm(aside, { recursive: true, force: true });
+    await fs.rename(dbDir, aside).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    await fs.rename(received, dbDir);
+    await fsyncDir(snapshotter.dir);
+    await fs.rm(aside, { recursive: true, force: true });
+  });
+}
+
 function raftLogger(logger: Logger): RaftLogger {
   const l = logger.child({ component: 'raft' });
   return { debug: (m) => l.debug(m), info: (m) => l.info(m), warn: (m) => l.warn(m), error: (m) => l.error(m) };
@@ -186,7 +254,9 @@ export class EtcdServer {
   private wake: Deferred<void> | null = null;
   private wakePending = false;
   private loopDone: Promise<void> | undefined;
-  private applyQueue: Entry[] = [];
+  private applyQueue: ApplyItem[] = [];
+  /** Work that must run in the apply worker between two entries (e.g. copying the backend for a snapshot). */
+  private applyTasks: Array<{ run: () => Promise<void>; fail: (err: unknown) => void }> = [];
   private applyHead = 0;
   private applying: Promise<void> | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -206,6 +276,16 @@ export class EtcdServer {
   // The backend size, refreshed in the background so the quota check costs nothing per request.
   private dbSizeBytes = 0;
   private leaseCheckpointTimer: NodeJS.Timeout | undefined;
+  // Snapshots (etcd triggerSnapshot / createMergedSnapshotMessage / applySnapshot).
+  private readonly snapshotter: Snapshotter;
+  /** The index of the newest snapshot marker this member took or installed. */
+  private snapshotIndex: number;
+  /** Raft's configuration as of the applied index (what a snapshot taken now must record). */
+  private confState: ConfState;
+  /** Snapshots received one at a time, so that two streams never write the same database directory. */
+  private receiving: Promise<void> = Promise.resolve();
+  /** Counters for tests and metrics: how followers were caught up, and the snapshots taken. */
+  readonly snapshotStats = { taken: 0, sent: 0, sendFailures: 0, received: 0, applied: 0 };
 
   private constructor(
     readonly cfg: EtcdServerConfig,
@@ -222,8 +302,14 @@ export class EtcdServer {
       peerTls: TlsMaterial | undefined;
       clientTls: TlsMaterial | undefined;
       bootstrapPeers: Map<bigint, string[]>;
+      snapshotter: Snapshotter;
+      snapshotIndex: number;
+      confState: ConfState;
     },
   ) {
+    this.snapshotter = parts.snapshotter;
+    this.snapshotIndex = parts.snapshotIndex;
+    this.confState = parts.confState;
     this.memberId = parts.memberId;
     this.clusterId = parts.clusterId;
     this.cluster = parts.cluster;
@@ -253,9 +339,7 @@ export class EtcdServer {
         tls: parts.peerTls,
         logger: logger.child({ component: 'rafthttp' }),
         onMessage: (_from, payload) => this.onPeerMessage(payload),
-        onSnapshot: async () => {
-          throw new Error('snapshot transfer is not supported yet');
-        },
+        onSnapshot: (from, meta, data) => this.receiveSnapshot(from, meta, data),
         onPeerUnreachable: (id) => this.raft.reportUnreachable(id),
         onCriticalError: (err) => {
           this.logger.warn({ error: err.message }, 'the member has been permanently removed from the cluster');
@@ -276,8 +360,10 @@ export class EtcdServer {
   static async start(cfg: EtcdServerConfig, logger: Logger): Promise<EtcdServer> {
     const memberDir = path.join(cfg.dataDir, 'member');
     const walDir = cfg.walDir || path.join(memberDir, 'wal');
-    const dbDir = path.join(memberDir, 'snap', 'db');
-    await fs.mkdir(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
+    const snapDir = path.join(memberDir, 'snap');
+    const dbDir = path.join(snapDir, 'db');
+    await fs.mkdir(snapDir, { recursive: true, mode: 0o700 });
+    const snapshotter = new Snapshotter(snapDir);
     const walLogger = logger.child({ component: 'wal' });
 
     const initial = parseInitialCluster(cfg.initialCluster);
@@ -294,16 +380,18 @@ export class EtcdServer {
     // Peers to connect to before membership is known from the log (a new cluster's initial members).
     const bootstrapPeers = new Map<bigint, string[]>();
     let bootstrapVoters: bigint[] | undefined;
+    // A restarting member's log: the newest snapshot marker, and the WAL replayed from it (etcd restartNode).
+    let restarted: { marker: SnapMarker | null; hardState: HardState; entries: Entry[] } | undefined;
     if (await Wal.exists(walDir)) {
-      const opened = await Wal.open(walDir, { logger: walLogger });
+      const { marker, opened } = await openWalAtSnapshot(walDir, snapshotter, walLogger, logger);
       const meta = JSON.parse(opened.metadata.toString()) as WalMetadata;
       memberId = BigInt('0x' + meta.memberId);
       clusterId = BigInt('0x' + meta.clusterId);
       wal = opened.wal;
-      storage.setHardState(opened.hardState);
-      storage.append(opened.entries);
+      restarted = { marker, hardState: opened.hardState, entries: opened.entries };
+      const last = opened.entries.length > 0 ? opened.entries[opened.entries.length - 1]!.index : marker?.index ?? 0;
       logger.info(
-        { 'member-id': meta.memberId, 'cluster-id': meta.clusterId, 'commit-index': opened.hardState.commit, 'last-index': storage.lastIndex() },
+        { 'member-id': meta.memberId, 'cluster-id': meta.clusterId, 'commit-index': opened.hardState.commit, 'last-index': last },
         'restarting local member',
       );
     } else if (cfg.initialClusterState === 'existing') {
@@ -374,6 +462,14 @@ export class EtcdServer {
       },
       sizer: () => directorySize(dbDir),
     });
+    // A crash fell between persisting a snapshot received from the leader and installing its database: install
+    // it now (etcd recoverSnapshotBackend).
+    const marker = restarted?.marker;
+    if (marker && store.consistentIndex() < marker.index) {
+      logger.warn({ 'snapshot-index': marker.index, 'backend-consistent-index': store.consistentIndex() }, 'backend is behind the snapshot; installing the received snapshot database');
+      await swapInSnapshotDatabase(store, lessor, snapshotter, dbDir, marker.index);
+      assert(store.consistentIndex() >= marker.index, `snapshot database for index ${marker.index} holds index ${store.consistentIndex()}`);
+    }
     const dropped = lessor.finishRestore();
     if (dropped.length > 0) logger.warn({ leases: dropped.map((id) => id.toString(16)) }, 'keys referenced leases with no lease record; detached');
 
@@ -388,9 +484,23 @@ export class EtcdServer {
     }
     for (const m of cluster.members.values()) if (m.id !== memberId) bootstrapPeers.set(m.id, m.peerUrls);
     const applied = store.consistentIndex();
-    assert(applied <= storage.lastIndex(), `backend applied index ${applied} is beyond the WAL (last index ${storage.lastIndex()}): the WAL lost entries`);
     const voters = bootstrapVoters ?? cluster.votingMembers().map((m) => m.id);
     const learners = bootstrapVoters ? [] : [...cluster.members.values()].filter((m) => m.isLearner).map((m) => m.id);
+    const confState: ConfState = { voters, learners };
+    if (restarted) {
+      // Raft starts from the configuration as of the backend's applied index (which is at or after the marker, and
+      // the membership buckets are written with it), and re-delivers only the entries after that index.
+      const hs = { ...restarted.hardState };
+      if (restarted.marker) {
+        storage.applySnapshot({ metadata: { index: restarted.marker.index, term: restarted.marker.term, confState } });
+        // A snapshot is committed by definition; a crash between its WAL record and the next HardState leaves
+        // an older commit index behind it.
+        if (hs.commit < restarted.marker.index) hs.commit = restarted.marker.index;
+      }
+      storage.setHardState(hs);
+      storage.append(restarted.entries);
+    }
+    assert(applied <= storage.lastIndex(), `backend applied index ${applied} is beyond the WAL (last index ${storage.lastIndex()}): the WAL lost entries`);
     const electionTick = Math.max(2, Math.floor(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs));
     const raft = new RawNode({
       id: memberId,
@@ -410,7 +520,22 @@ export class EtcdServer {
     const clientTls = cfg.clientTls
       ? await resolveTls(cfg.clientTls, { dataDir: cfg.dataDir, kind: 'client', hosts: [], validityYears: cfg.selfSignedCertValidity, logger })
       : undefined;
-    const srv = new EtcdServer(cfg, logger, { memberId, clusterId, cluster, store, lessor, wal, storage, raft, peerTls, clientTls, bootstrapPeers });
+    const srv = new EtcdServer(cfg, logger, {
+      memberId,
+      clusterId,
+      cluster,
+      store,
+      lessor,
+      wal,
+      storage,
+      raft,
+      peerTls,
+      clientTls,
+      bootstrapPeers,
+      snapshotter,
+      snapshotIndex: restarted?.marker?.index ?? 0,
+      confState,
+    });
     for (const [k] of await store.auxGetAll('alarm')) srv.applier.restoreAlarm(k.toString());
     for (const [k, v] of await store.auxGetAll('meta')) if (k.toString() === 'clusterVersion') srv.clusterVersion = v.toString();
     if (srv.transport) await srv.transport.start();
@@ -478,16 +603,21 @@ export class EtcdServer {
       const rd = this.raft.ready();
       if (rd.softState) this.onSoftState(rd);
       if (this.isLeader) this.sendMessages(rd.messages);
+      // A snapshot from the leader: its marker and WAL record first (etcd SaveSnap before Save), so that the WAL
+      // replays from it; the database was saved when it arrived, and is installed by the apply worker in order.
+      if (rd.snapshot) await this.persistSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
       if (rd.hardState || rd.entries.length > 0) await this.wal.save(rd.hardState ?? null, rd.entries);
       if (rd.hardState) this.storage.setHardState(rd.hardState);
+      if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
       this.storage.append(rd.entries);
       if (!this.isLeader) this.sendMessages(rd.messages);
+      if (rd.snapshot) this.applyQueue.push({ kind: 'snapshot', snapshot: rd.snapshot });
       let confChange = false;
       for (const e of rd.committedEntries) {
         this.applyQueue.push(e);
         if (e.type === EntryType.ConfChange) confChange = true;
       }
-      if (rd.committedEntries.length > 0) this.kickApply();
+      if (rd.committedEntries.length > 0 || rd.snapshot) this.kickApply();
       // Raft's configuration must reflect a committed ConfChange before the next Ready (etcd waits too).
       if (confChange) {
         // Stopping ends the apply worker early: never wait past close().
@@ -503,9 +633,7 @@ export class EtcdServer {
     if (!this.transport) return;
     for (const m of msgs) {
       if (m.type === MessageType.MsgSnap) {
-        // Snapshot transfer arrives with the durability issue (#4); until then the follower stays behind and
-        // Raft keeps retrying.
-        this.raft.reportSnapshot(m.to, SnapshotStatus.Failure);
+        void this.sendSnapshot(m);
         continue;
       }
       // A false return was already reported to Raft through onPeerUnreachable.
@@ -600,20 +728,188 @@ export class EtcdServer {
       .catch((err) => this.fatal(err, 'apply failed'))
       .finally(() => {
         this.applying = null;
-        if (this.applyHead < this.applyQueue.length && !this.stopped) this.kickApply();
+        if ((this.applyHead < this.applyQueue.length || this.applyTasks.length > 0) && !this.stopped) this.kickApply();
       });
   }
 
   private async applyAll(): Promise<void> {
-    while (this.applyHead < this.applyQueue.length && !this.stopped) {
-      const e = this.applyQueue[this.applyHead++]!;
+    while ((this.applyHead < this.applyQueue.length || this.applyTasks.length > 0) && !this.stopped) {
+      const task = this.applyTasks.shift();
+      if (task) {
+        await task.run();
+        continue;
+      }
+      const item = this.applyQueue[this.applyHead++]!;
       if (this.applyHead === this.applyQueue.length) {
         this.applyQueue = [];
         this.applyHead = 0;
       }
-      if (e.type === EntryType.ConfChange) this.applyConfChange(e);
-      else await this.applyEntry(e);
-      this.applied.trigger(e.index);
+      if ('kind' in item) {
+        await this.installSnapshot(item.snapshot);
+        continue;
+      }
+      if (item.type === EntryType.ConfChange) this.applyConfChange(item);
+      else await this.applyEntry(item);
+      this.applied.trigger(item.index);
+      if (item.index - this.snapshotIndex > (this.cfg.snapshotCount || DEFAULT_SNAPSHOT_COUNT)) await this.takeSnapshot(item.index);
+    }
+  }
+
+  /** Runs `fn` in the apply worker, between two applies: nothing is applied while it runs. */
+  private runInApplyWorker<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(serverError(ErrStopped, 'etcdserver: server stopped'));
+    const d = deferred<T>();
+    this.applyTasks.push({
+      run: async () => {
+        try {
+          d.resolve(await fn());
+        } catch (err) {
+          d.reject(err);
+        }
+      },
+      fail: (err) => d.reject(err),
+    });
+    this.kickApply();
+    return d.promise;
+  }
+
+  // --- snapshots ---
+
+  /**
+   * etcd triggerSnapshot + snapshot: every --snapshot-count applied entries, make the backend durable up to the
+   * applied index, record a snapshot marker there (file, then WAL record), keep --experimental-snapshot-catchup-
+   * entries of the in-memory log behind it for slow followers, and release the WAL segments before it. Runs in the
+   * apply worker.
+   */
+  private async takeSnapshot(index: number): Promise<void> {
+    this.logger.info(
+      {
+        'local-member-id': idToHex(this.memberId),
+        'local-member-applied-index': index,
+        'local-member-snapshot-index': this.snapshotIndex,
+        'local-member-snapshot-count': this.cfg.snapshotCount || DEFAULT_SNAPSHOT_COUNT,
+      },
+      'triggering snapshot',
+    );
+    await this.store.forceCommit();
+    const term = this.storage.term(index);
+    await this.persistSnapshot({ index, term });
+    this.storage.createSnapshot(index, this.confState);
+    this.snapshotIndex = index;
+    this.snapshotStats.taken++;
+    this.logger.info({ 'snapshot-index': index, 'snapshot-term': term }, 'saved snapshot');
+    const compactIndex = index - (this.cfg.snapshotCatchupEntries || DEFAULT_SNAPSHOT_CATCHUP_ENTRIES);
+    if (compactIndex > this.storage.firstIndex() - 1) {
+      this.storage.compact(compactIndex);
+      this.logger.info({ 'compact-index': compactIndex }, 'compacted Raft logs');
+    }
+    await this.wal.releaseTo(index);
+    await this.snapshotter.purge(this.cfg.maxSnapshots ?? DEFAULT_MAX_SNAPSHOTS, this.applied.index);
+  }
+
+  /** The snapshot marker, then its WAL record: from then on a restart replays the WAL from `marker`. */
+  private async persistSnapshot(marker: SnapMarker): Promise<void> {
+    await this.snapshotter.save(marker);
+    await this.wal.saveSnapshot(marker);
+  }
+
+  /**
+   * etcd createMergedSnapshotMessage + sendSnapshot: Raft asks for a snapshot when a follower needs entries that
+   * are no longer in the log. What we send is the backend as of the applied index (taken in the apply worker, so the
+   * index is exact), with the term and configuration there; Raft's stored snapshot is older, and the follower's
+   * acknowledgement of the newer index moves its progress on.
+   */
+  private async sendSnapshot(m: Message): Promise<void> {
+    const t = this.transport;
+    if (!t) return;
+    let ok = false;
+    try {
+      const snap = await this.runInApplyWorker(async () => {
+        const opened = await this.store.openSnapshot();
+        const index = opened.consistentIndex;
+        return { chunks: opened.chunks, metadata: { index, term: this.raft.raft.raftLog.term(index), confState: this.confState } };
+      });
+      const msg: Message = { ...m, snapshot: { metadata: snap.metadata } };
+      this.logger.info(
+        { 'local-member-id': idToHex(this.memberId), 'remote-peer-id': idToHex(m.to), 'snapshot-index': snap.metadata.index, 'snapshot-term': snap.metadata.term },
+        'sending merged snapshot',
+      );
+      await t.sendSnapshot(m.to, encodeMessage(msg), snap.chunks);
+      ok = true;
+      this.snapshotStats.sent++;
+      this.logger.info({ 'remote-peer-id': idToHex(m.to), 'snapshot-index': snap.metadata.index }, 'sent database snapshot');
+    } catch (err) {
+      this.snapshotStats.sendFailures++;
+      if (!this.stopped) this.logger.warn({ 'remote-peer-id': idToHex(m.to), error: String(err) }, 'failed to send database snapshot');
+    }
+    if (this.stopped) return;
+    this.raft.reportSnapshot(m.to, ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+    this.notify();
+  }
+
+  /**
+   * A snapshot from the leader (etcd rafthttp snapshotHandler): save its database completely and durably under
+   * member/snap/<index>.snap.db, then hand the message to Raft. Received one at a time.
+   */
+  private receiveSnapshot(from: bigint, meta: Buffer, data: AsyncIterable<Buffer>): Promise<void> {
+    const run = this.receiving.then(async () => {
+      const m = decodeMessage(meta);
+      if (m.type !== MessageType.MsgSnap || !m.snapshot) throw new Error('snapshot connection without a MsgSnap');
+      const index = m.snapshot.metadata.index;
+      if (this.stopped) throw new Error('server stopped');
+      this.logger.info({ 'remote-peer-id': idToHex(from), 'snapshot-index': index }, 'receiving database snapshot');
+      if (index > this.raft.raft.raftLog.committed) {
+        const final = this.snapshotter.dbPath(index);
+        const tmp = `${final}.tmp`;
+        await fs.rm(tmp, { recursive: true, force: true });
+        const { records } = await MvccStore.restoreSnapshot(tmp, data);
+        await fs.rm(final, { recursive: true, force: true });
+        await fs.rename(tmp, final);
+        await fsyncDir(this.snapshotter.dir);
+        this.snapshotStats.received++;
+        this.logger.info({ 'remote-peer-id': idToHex(from), 'snapshot-index': index, records }, 'received and saved database snapshot');
+      }
+      // Raft decides: it installs the snapshot (next Ready) or, if it already has the entries, just answers.
+      if (this.stopped) return;
+      this.raft.step(m);
+      this.notify();
+    });
+    this.receiving = run.catch(() => {});
+    return run;
+  }
+
+  /** etcd applySnapshot: replace the backend with the received database, then everything derived from it. */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const index = snap.metadata.index;
+    if (index <= this.applied.index) return;
+    this.logger.info({ 'local-member-id': idToHex(this.memberId), 'incoming-leader-snapshot-index': index, 'incoming-leader-snapshot-term': snap.metadata.term, 'local-member-applied-index': this.applied.index }, 'applying snapshot');
+    const dbDir = path.join(this.snapshotter.dir, 'db');
+    await swapInSnapshotDatabase(this.store, this.lessor, this.snapshotter, dbDir, index);
+    assert(this.store.consistentIndex() === index, `snapshot database for index ${index} holds index ${this.store.consistentIndex()}`);
+    this.lessor.finishRestore();
+    this.applier.alarms.clear();
+    for (const [k] of await this.store.auxGetAll('alarm')) this.applier.restoreAlarm(k.toString());
+    for (const [k, v] of await this.store.auxGetAll('meta')) if (k.toString() === 'clusterVersion') this.clusterVersion = v.toString();
+    const before = new Set(this.cluster.members.keys());
+    this.cluster.restore(await this.store.auxGetAll('members'), await this.store.auxGetAll('members_removed'));
+    this.confState = snap.metadata.confState;
+    const t = this.transport;
+    if (t) {
+      for (const id of before) if (id !== this.memberId && !this.cluster.members.has(id)) t.removePeer(id);
+      for (const mem of this.cluster.members.values()) {
+        if (mem.id === this.memberId) continue;
+        if (before.has(mem.id)) t.updatePeer(mem.id, mem.peerUrls);
+        else t.addPeer(mem.id, mem.peerUrls);
+      }
+    }
+    this.snapshotIndex = index;
+    this.snapshotStats.applied++;
+    this.applied.trigger(index);
+    this.logger.info({ 'local-member-id': idToHex(this.memberId), 'snapshot-index': index, 'current-revision': this.store.currentRev }, 'applied snapshot');
+    await this.snapshotter.purge(this.cfg.maxSnapshots ?? DEFAULT_MAX_SNAPSHOTS, index);
+    if (this.cluster.removed.has(this.memberId)) {
+      this.logger.warn({ 'local-member-id': idToHex(this.memberId) }, 'the member has been permanently removed from the cluster');
+      void this.stopSelf('removed');
     }
   }
 
@@ -660,7 +956,7 @@ export class EtcdServer {
       this.cluster.validate(change);
     } catch (err) {
       tw.end();
-      this.raft.applyConfChange({ ...cc, nodeId: 0n });
+      this.confState = this.raft.applyConfChange({ ...cc, nodeId: 0n });
       if (w) {
         this.confWaiters.delete(cc.id.toString());
         w.reject(err);
@@ -669,7 +965,7 @@ export class EtcdServer {
     }
     this.cluster.apply(tw, change);
     tw.end();
-    this.raft.applyConfChange(cc);
+    this.confState = this.raft.applyConfChange(cc);
     this.updatePeers(change);
     if (w) {
       this.confWaiters.delete(cc.id.toString());
@@ -1142,6 +1438,7 @@ export class EtcdServer {
     for (const d of this.readWaiters.values()) d.reject(stopped);
     this.readWaiters.clear();
     this.nextRead?.reject(stopped);
+    for (const task of this.applyTasks.splice(0)) task.fail(stopped);
     this.applied.rejectAll(stopped);
     this.ready.reject(stopped);
     this.ready.promise.catch(() => {});
