@@ -53,6 +53,7 @@
 import zlib from 'node:zlib';
 import { Level } from 'level';
 import { assert } from '../util/assert';
+import { failpoint } from '../util/failpoints';
 import {
   Backend,
   decodeKeyValue,
@@ -465,8 +466,12 @@ export class MvccStore {
         consistentIndex: this.consistentIndexValue,
       });
       deleted += removed.length;
+      const before = failpoint('compactBeforeCommitBatch');
+      if (before) await before;
       // Waiting for the batch bounds the work per step and lets everything else run in between.
       await this.backend.waitFor(seq);
+      const after = failpoint('compactAfterCommitBatch');
+      if (after) await after;
       if (last) break;
     }
     this.opts.logger.info({ rev, deleted }, 'finished scheduled compaction');
@@ -541,7 +546,9 @@ export class MvccStore {
   }
 
   /** Full LevelDB compaction (on the libuv pool; reads and writes go on meanwhile). */
-  defrag(): Promise<void> {
+  async defrag(): Promise<void> {
+    const fp = failpoint('defragBeforeCopy');
+    if (fp) await fp;
     return this.backend.compactRange();
   }
 

@@ -64,6 +64,7 @@ import { resolveTls, type TlsMaterial } from './tls';
 import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
 import { Snapshotter, fsyncDir, type SnapMarker } from './snap';
+import { failpoint } from '../util/failpoints';
 
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -116,6 +117,8 @@ export interface EtcdServerConfig {
   /** Checkpoint remaining lease TTLs through the log (etcd --experimental-enable-lease-checkpoint; on here). */
   experimentalEnableLeaseCheckpoint?: boolean;
   experimentalLeaseCheckpointIntervalMs?: number;
+  /** Restart as a one-member cluster from this member's data (etcd --force-new-cluster). */
+  forceNewCluster?: boolean;
   /** Applied entries between snapshots (etcd --snapshot-count; 0 = the default). */
   snapshotCount?: number;
   /** Entries kept in the in-memory Raft log behind a snapshot for slow followers (etcd default 5000). */
@@ -168,6 +171,40 @@ async function fetchClusterFromPeers(
     }
   }
   throw new Error(`cannot fetch cluster info from peer urls: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+}
+
+/**
+ * etcd restartAsStandaloneNode (--force-new-cluster): drop the uncommitted tail of the log, then append, already
+ * committed, one RemoveNode entry for every other member known at the commit index (the backend's membership plus
+ * the conf changes after its applied index). Applying them leaves this member the only voter, with every write that
+ * was committed before.
+ */
+function forceNewClusterLog(
+  log: { marker: SnapMarker | null; hardState: HardState; entries: Entry[] },
+  cluster: RaftCluster,
+  self: bigint,
+  applied: number,
+): { hardState: HardState; entries: Entry[]; appended: Entry[]; removed: bigint[] } {
+  const commit = Math.max(log.hardState.commit, log.marker?.index ?? 0);
+  const entries = log.entries.filter((e) => e.index <= commit);
+  const ids = new Set(cluster.members.keys());
+  for (const e of entries) {
+    if (e.index <= applied || e.type !== EntryType.ConfChange) continue;
+    const cc = decodeConfChange(e.data);
+    if (cc.type === ConfChangeType.RemoveNode) ids.delete(cc.nodeId);
+    else if (cc.type === ConfChangeType.AddNode || cc.type === ConfChangeType.AddLearnerNode) ids.add(cc.nodeId);
+  }
+  const term = log.hardState.term;
+  let index = entries.length > 0 ? entries[entries.length - 1]!.index : commit;
+  const removed = [...ids].filter((id) => id !== self).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const appended: Entry[] = removed.map((id) => ({
+    term,
+    index: ++index,
+    type: EntryType.ConfChange,
+    data: encodeConfChange({ id: 0n, type: ConfChangeType.RemoveNode, nodeId: id, context: Buffer.alloc(0) }),
+  }));
+  const hardState = { term, vote: log.hardState.vote, commit: index };
+  return { hardState, entries: [...entries, ...appended], appended, removed };
 }
 
 /**
@@ -483,6 +520,15 @@ export class EtcdServer {
       throw new Error(`the member has been permanently removed from the cluster (member ${idToHex(memberId)}); start it with a new data dir and add it again`);
     }
     for (const m of cluster.members.values()) if (m.id !== memberId) bootstrapPeers.set(m.id, m.peerUrls);
+    if (cfg.forceNewCluster && restarted) {
+      const forced = forceNewClusterLog(restarted, cluster, memberId, store.consistentIndex());
+      await wal.save(forced.hardState, forced.appended);
+      restarted = { ...restarted, hardState: forced.hardState, entries: forced.entries };
+      logger.warn(
+        { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId), 'commit-index': forced.hardState.commit, 'removed-member-ids': forced.removed.map(idToHex) },
+        'forcing restart member (--force-new-cluster): the other members are removed from the configuration',
+      );
+    }
     const applied = store.consistentIndex();
     const voters = bootstrapVoters ?? cluster.votingMembers().map((m) => m.id);
     const learners = bootstrapVoters ? [] : [...cluster.members.values()].filter((m) => m.isLearner).map((m) => m.id);
@@ -602,15 +648,35 @@ export class EtcdServer {
       this.wakePending = false;
       const rd = this.raft.ready();
       if (rd.softState) this.onSoftState(rd);
-      if (this.isLeader) this.sendMessages(rd.messages);
+      if (this.isLeader && rd.messages.length > 0) {
+        const fp = failpoint('raftBeforeLeaderSend');
+        if (fp) await fp;
+        this.sendMessages(rd.messages);
+      }
       // A snapshot from the leader: its marker and WAL record first (etcd SaveSnap before Save), so that the WAL
       // replays from it; the database was saved when it arrived, and is installed by the apply worker in order.
-      if (rd.snapshot) await this.persistSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
-      if (rd.hardState || rd.entries.length > 0) await this.wal.save(rd.hardState ?? null, rd.entries);
+      if (rd.snapshot) {
+        const before = failpoint('raftBeforeSaveSnap');
+        if (before) await before;
+        await this.persistSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
+        const after = failpoint('raftAfterSaveSnap');
+        if (after) await after;
+      }
+      if (rd.hardState || rd.entries.length > 0) {
+        const before = failpoint('raftBeforeSave');
+        if (before) await before;
+        await this.wal.save(rd.hardState ?? null, rd.entries);
+        const after = failpoint('raftAfterSave');
+        if (after) await after;
+      }
       if (rd.hardState) this.storage.setHardState(rd.hardState);
       if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
       this.storage.append(rd.entries);
-      if (!this.isLeader) this.sendMessages(rd.messages);
+      if (!this.isLeader && rd.messages.length > 0) {
+        const fp = failpoint('raftBeforeFollowerSend');
+        if (fp) await fp;
+        this.sendMessages(rd.messages);
+      }
       if (rd.snapshot) this.applyQueue.push({ kind: 'snapshot', snapshot: rd.snapshot });
       let confChange = false;
       for (const e of rd.committedEntries) {
@@ -745,12 +811,20 @@ export class EtcdServer {
         this.applyHead = 0;
       }
       if ('kind' in item) {
+        const before = failpoint('raftBeforeApplySnap');
+        if (before) await before;
         await this.installSnapshot(item.snapshot);
+        const after = failpoint('raftAfterApplySnap');
+        if (after) await after;
         continue;
       }
+      const before = failpoint('beforeApply');
+      if (before) await before;
       if (item.type === EntryType.ConfChange) this.applyConfChange(item);
       else await this.applyEntry(item);
       this.applied.trigger(item.index);
+      const after = failpoint('afterApply');
+      if (after) await after;
       if (item.index - this.snapshotIndex > (this.cfg.snapshotCount || DEFAULT_SNAPSHOT_COUNT)) await this.takeSnapshot(item.index);
     }
   }
@@ -791,9 +865,13 @@ export class EtcdServer {
       },
       'triggering snapshot',
     );
+    const before = failpoint('beforeSnapshot');
+    if (before) await before;
     await this.store.forceCommit();
     const term = this.storage.term(index);
     await this.persistSnapshot({ index, term });
+    const after = failpoint('afterSnapshot');
+    if (after) await after;
     this.storage.createSnapshot(index, this.confState);
     this.snapshotIndex = index;
     this.snapshotStats.taken++;

@@ -7,6 +7,8 @@ import { parseArgs, UNIMPLEMENTED_FLAGS } from './flags';
 import { createDefaultLogger, createLogger, type Logger } from './logger';
 import { parseGoDurationMs, splitHostPort } from './config';
 import { startMember } from './member';
+import { startFailpointHttp } from './failpoints-http';
+import { listFailpoints } from '../util/failpoints';
 
 /** Writes synchronously, so nothing is lost to process.exit(). */
 function writeOut(fd: 1 | 2, text: string | undefined): void {
@@ -48,6 +50,10 @@ export async function runEtcd(argv: string[]): Promise<void> {
   for (const name of explicitFlags) {
     if (UNIMPLEMENTED_FLAGS.includes(name)) logger.debug({ flag: name }, 'flag accepted but not implemented by this server; ignoring');
   }
+
+  if (process.env.GOFAIL_HTTP) startFailpointHttp(process.env.GOFAIL_HTTP, logger);
+  const enabled = listFailpoints();
+  if (enabled.size > 0) logger.warn({ failpoints: Object.fromEntries(enabled) }, 'failpoints enabled (GOFAIL_FAILPOINTS)');
 
   let member: Awaited<ReturnType<typeof startMember>>;
   try {
