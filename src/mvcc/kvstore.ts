@@ -209,6 +209,11 @@ export class MvccStore {
     return this.index.size;
   }
 
+  /** Bytes appended to the backend since open (monotonic; see Backend.writtenBytes). */
+  get writtenBytes(): number {
+    return this.backend.writtenBytes;
+  }
+
   /** Bytes written by transactions and not yet committed to LevelDB (for backpressure and metrics). */
   get pendingBytes(): number {
     return this.backend.pendingBytes;
