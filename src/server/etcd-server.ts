@@ -60,7 +60,7 @@ import { encodeMessage, decodeMessage } from './raft-codec';
 import { resolveTls, type TlsMaterial } from './tls';
 import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
-import { Maintenance, type MaintenanceConfig } from './maintenance';
+import { Maintenance, compactionPacing, type MaintenanceConfig } from './maintenance';
 
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -392,6 +392,7 @@ export class EtcdServer {
         }
       },
       sizer: () => directorySize(dbDir),
+      ...compactionPacing(cfg),
     });
     const dropped = lessor.finishRestore();
     if (dropped.length > 0) logger.warn({ leases: dropped.map((id) => id.toString(16)) }, 'keys referenced leases with no lease record; detached');

@@ -51,7 +51,24 @@ export interface MaintenanceConfig {
   /** Default true; false leaves NOSPACE to the operator, as in etcd. */
   experimentalAutoQuotaRecovery?: boolean;
   experimentalAutoQuotaRecoveryRetainRevisions?: number;
+  /** Keys per physical compaction batch (etcd counts revisions; default 1000 in both). */
+  experimentalCompactionBatchLimit?: number;
+  /** The pause between two physical compaction batches (etcd 3.4: 10 ms, fixed). */
+  experimentalCompactionSleepIntervalMs?: number;
   maintenance?: Partial<MaintenanceTuning>;
+}
+
+/**
+ * How the MVCC store paces a physical compaction (MvccOptions): batches of --experimental-compaction-batch-limit
+ * keys with --experimental-compaction-sleep-interval between them, as etcd does, so that the writes and reads
+ * arriving during a large compaction are not queued behind it.
+ */
+export function compactionPacing(cfg: MaintenanceConfig): { compactionBatchLimit?: number; compactionPause?: () => Promise<void> } {
+  const sleepMs = cfg.experimentalCompactionSleepIntervalMs ?? 10;
+  return {
+    ...(cfg.experimentalCompactionBatchLimit !== undefined && cfg.experimentalCompactionBatchLimit > 0 ? { compactionBatchLimit: cfg.experimentalCompactionBatchLimit } : {}),
+    ...(sleepMs > 0 ? { compactionPause: () => new Promise<void>((r) => setTimeout(r, sleepMs)) } : {}),
+  };
 }
 
 /** What maintenance needs from the server core. */
