@@ -102,6 +102,12 @@ export interface MvccOptions {
   sizer?: () => Promise<number>;
   /** Keys compacted per compaction batch (etcd CompactionBatchLimit). Default 1000. */
   compactionBatchLimit?: number;
+  /**
+   * Optional: awaited between two compaction batches (etcd 3.4 sleeps 10 ms, --experimental-compaction-sleep-interval
+   * in 3.5), so that a large compaction leaves room to the writes and reads arriving meanwhile. MVCC has no timers;
+   * the server supplies the pause.
+   */
+  compactionPause?: () => Promise<void>;
   /** Watch catch-up bounds; defaults in defaultWatchLimits. */
   watchLimits?: Partial<WatchLimits>;
 }
@@ -212,6 +218,11 @@ export class MvccStore {
   /** Number of keyIndexes in memory (live keys plus deleted keys with uncompacted history). */
   get indexSize(): number {
     return this.index.size;
+  }
+
+  /** Bytes appended to the backend since open (monotonic; see Backend.writtenBytes). */
+  get writtenBytes(): number {
+    return this.backend.writtenBytes;
   }
 
   /** Bytes written by transactions and not yet committed to LevelDB (for backpressure and metrics). */
@@ -455,7 +466,8 @@ export class MvccStore {
         return;
       }
       const removed: RemovedKeyRevision[] = [];
-      cursor = this.index.compactChunk(rev, cursor, this.compactionBatchLimit, removed);
+      // At most compactionBatchLimit keys and (about) as many deleted revisions per batch: etcd counts revisions.
+      cursor = this.index.compactChunk(rev, cursor, this.compactionBatchLimit, removed, this.compactionBatchLimit);
       const last = cursor === null;
       const seq = this.backend.append({
         keyEntries: [],
@@ -473,6 +485,7 @@ export class MvccStore {
       const after = failpoint('compactAfterCommitBatch');
       if (after) await after;
       if (last) break;
+      if (this.opts.compactionPause !== undefined) await this.opts.compactionPause();
     }
     this.opts.logger.info({ rev, deleted }, 'finished scheduled compaction');
   }
@@ -547,6 +560,7 @@ export class MvccStore {
 
   /** Full LevelDB compaction (on the libuv pool; reads and writes go on meanwhile). */
   async defrag(): Promise<void> {
+    if (this.replacing !== null) await this.replacing;
     const fp = failpoint('defragBeforeCopy');
     if (fp) await fp;
     return this.backend.compactRange();

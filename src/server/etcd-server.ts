@@ -65,6 +65,7 @@ import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
 import { Snapshotter, fsyncDir, type SnapMarker } from './snap';
 import { failpoint } from '../util/failpoints';
+import { Maintenance, compactionPacing, type MaintenanceConfig } from './maintenance';
 
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -73,9 +74,6 @@ const LEASE_REVOKE_PER_ROUND = 500;
 const LEASE_CHECK_INTERVAL_MS = 500;
 /** etcd: watchable store's syncWatchersLoop and syncVictimsLoop run every 100 ms. */
 const WATCH_SYNC_INTERVAL_MS = 100;
-const DB_SIZE_REFRESH_MS = 1000;
-/** etcd: DefaultQuotaBytes, used when --quota-backend-bytes is 0. */
-const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 /** etcd: grpcOverheadBytes, added on top of --max-request-bytes for the gRPC receive limit. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** etcd: maxSizePerMsg and maxInflightMsgs (4096 / 8) for the Raft replication window. */
@@ -94,7 +92,7 @@ const DEFAULT_MAX_SNAPSHOTS = 5;
 /** etcd's default --experimental-lease-checkpoint-interval. */
 const DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
 
-export interface EtcdServerConfig {
+export interface EtcdServerConfig extends MaintenanceConfig {
   name: string;
   dataDir: string;
   walDir?: string;
@@ -139,6 +137,8 @@ interface WalMetadata {
 async function directorySize(dir: string): Promise<number> {
   let total = 0;
   for (const name of await fs.readdir(dir)) {
+    // LevelDB's own text log (LOG, LOG.old) is not data.
+    if (name === 'LOG' || name === 'LOG.old') continue;
     try {
       total += (await fs.stat(path.join(dir, name))).size;
     } catch {
@@ -276,6 +276,8 @@ export class EtcdServer {
   readonly ready = deferred<void>();
   /** Resolves when the server stopped by itself (e.g. it was removed from the cluster). */
   readonly done = deferred<string>();
+  /** Auto-compaction, quota and NOSPACE recovery, defragmentation, corruption checks, health (maintenance/). */
+  readonly maintenance: Maintenance;
 
   private readonly raft: RawNode;
   private readonly storage: MemoryStorage;
@@ -285,7 +287,7 @@ export class EtcdServer {
   private readonly idGen: IdGenerator;
   private readonly waiters = new Map<number, Deferred<ApplyResult>>();
   private readonly confWaiters = new Map<string, Deferred<void>>();
-  private readonly requestTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   private stopped = false;
   private readonly stopSignal = deferred<void>();
   private wake: Deferred<void> | null = null;
@@ -310,8 +312,6 @@ export class EtcdServer {
   private watchSyncing = false;
   private watchSyncAgain = false;
   private readonly watchSyncListeners: Array<() => void> = [];
-  // The backend size, refreshed in the background so the quota check costs nothing per request.
-  private dbSizeBytes = 0;
   private leaseCheckpointTimer: NodeJS.Timeout | undefined;
   // Snapshots (etcd triggerSnapshot / createMergedSnapshotMessage / applySnapshot).
   private readonly snapshotter: Snapshotter;
@@ -367,7 +367,26 @@ export class EtcdServer {
         this.logCapabilities();
       },
       onMemberAttributes: (tw, id, name, clientUrls) => this.cluster.setAttributes(tw, id, name, clientUrls),
+      onAlarmChange: (change, m) => this.logger.warn({ alarm: ['NONE', 'NOSPACE', 'CORRUPT'][m.alarm] ?? m.alarm, from: idToHex(BigInt(m.memberID)) }, change === 'raised' ? 'alarm raised' : 'alarm disarmed'),
     });
+    this.maintenance = new Maintenance(
+      {
+        memberId: this.memberId,
+        name: cfg.name,
+        logger,
+        store: this.store,
+        applier: this.applier,
+        cluster: this.cluster,
+        requestTimeoutMs: this.requestTimeoutMs,
+        clientTls: parts.clientTls,
+        measureDbSize: () => this.store.dbSize(),
+        isLeader: () => this.isLeader,
+        leader: () => this.leader(),
+        propose: (body) => this.propose(body),
+        linearizableReadNotify: () => this.linearizableReadNotify(),
+      },
+      cfg,
+    );
     if (cfg.listenPeerUrls && cfg.listenPeerUrls.length > 0) {
       this.transport = new PeerTransport({
         memberId: this.memberId,
@@ -498,6 +517,7 @@ export class EtcdServer {
         }
       },
       sizer: () => directorySize(dbDir),
+      ...compactionPacing(cfg),
     });
     // A crash fell between persisting a snapshot received from the leader and installing its database: install
     // it now (etcd recoverSnapshotBackend).
@@ -584,6 +604,8 @@ export class EtcdServer {
     });
     for (const [k] of await store.auxGetAll('alarm')) srv.applier.restoreAlarm(k.toString());
     for (const [k, v] of await store.auxGetAll('meta')) if (k.toString() === 'clusterVersion') srv.clusterVersion = v.toString();
+    // A member restarting from its data compares its store with its peers' before it joins (etcd CheckInitialHashKV).
+    if (bootstrapVoters === undefined) await srv.maintenance.initialCheck().catch(async (err) => (await srv.close(), Promise.reject(err)));
     if (srv.transport) await srv.transport.start();
     srv.run(voters.length === 1 && voters[0] === memberId);
     return srv;
@@ -600,9 +622,8 @@ export class EtcdServer {
       }, this.cfg.heartbeatIntervalMs),
       setInterval(() => this.revokeExpiredLeases(), LEASE_CHECK_INTERVAL_MS),
       setInterval(() => this.kickWatchSync(), WATCH_SYNC_INTERVAL_MS),
-      setInterval(() => void this.refreshDbSize(), DB_SIZE_REFRESH_MS),
     );
-    void this.refreshDbSize();
+    this.maintenance.start();
     this.loopDone = this.loop().catch((err) => this.fatal(err, 'raft node loop failed'));
   }
 
@@ -1000,11 +1021,14 @@ export class EtcdServer {
     }
     const req = decodeRequest(e.data);
     const w = this.waiters.get(req.ID);
+    // etcd quotaApplierV3: whether this member's backend had room, judged before the apply.
+    const overQuota = w !== undefined && this.maintenance.overQuota(req);
     try {
       const res = await this.applier.apply(e.index, req);
       if (w) {
         this.waiters.delete(req.ID);
-        w.resolve(res);
+        if (overQuota) void this.maintenance.noSpaceAfterApply().catch((err) => w.reject(err));
+        else w.resolve(res);
       }
     } catch (err) {
       if (!isDomainError(err)) throw err;
@@ -1247,24 +1271,6 @@ export class EtcdServer {
 
   onWatchSync(listener: () => void): void {
     this.watchSyncListeners.push(listener);
-  }
-
-  // --- quota ---
-
-  private async refreshDbSize(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      this.dbSizeBytes = await this.store.dbSize();
-    } catch (err) {
-      this.logger.warn({ error: String(err) }, 'failed to read backend size');
-    }
-  }
-
-  /** etcd backendQuota.Available, with the size sampled in the background. */
-  quotaExceeded(): boolean {
-    if (this.cfg.quotaBackendBytes < 0) return false;
-    const quota = this.cfg.quotaBackendBytes > 0 ? this.cfg.quotaBackendBytes : DEFAULT_QUOTA_BYTES;
-    return this.dbSizeBytes > quota;
   }
 
   // --- status ---
@@ -1518,6 +1524,7 @@ export class EtcdServer {
     this.nextRead?.reject(stopped);
     for (const task of this.applyTasks.splice(0)) task.fail(stopped);
     this.applied.rejectAll(stopped);
+    await this.maintenance.stop();
     this.ready.reject(stopped);
     this.ready.promise.catch(() => {});
     this.leaderClient.close();

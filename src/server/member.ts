@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ServerConfig } from './config';
 import { EtcdServer } from './etcd-server';
 import { bind, createGrpcServer, grpcAddress } from './grpc-server';
-import { ClientFront, etcdHttpRoutes, httpRouter } from './client-front';
+import { ClientFront, etcdHttpRoutes, httpRouter, type HttpRoute } from './client-front';
 import { grpcServerCredentials, resolveTls } from './tls';
 import { idToHex } from './membership';
 import { assert } from '../util/assert';
@@ -32,6 +32,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
   const srv = await EtcdServer.start(config, logger);
   let grpcServer: grpc.Server | undefined;
   let front: ClientFront | undefined;
+  const healthRoute = srv.maintenance.healthRoute();
   try {
     // etcd serves clients only once the member has published itself through the log (ReadyNotify).
     await srv.ready.promise;
@@ -57,7 +58,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
         if (url.protocol === 'https:') url.port = String(port);
         bound = url.toString().replace(/\/$/, '');
       } else {
-        front ??= plaintextFront(server, logger);
+        front ??= plaintextFront(server, logger, healthRoute);
         bound = await front.listen(u);
       }
       clientUrls.push(bound);
@@ -101,14 +102,14 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
 }
 
 /** The front for this member's plaintext client URLs, handing gRPC connections to `server`. */
-function plaintextFront(server: grpc.Server, logger: Logger): ClientFront {
+function plaintextFront(server: grpc.Server, logger: Logger, health: HttpRoute): ClientFront {
   // grpc-js's public connection injector: an HTTP/2 server of its own that listens nowhere and serves the connections
   // we give it, with the server's options and services, closed by tryShutdown/forceShutdown like a bound port.
   assert(typeof server.createConnectionInjector === 'function', 'grpc-js has no Server.createConnectionInjector: the plaintext client front needs @grpc/grpc-js >= 1.14');
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   return new ClientFront({
     serveHttp2: (connection) => injector.injectConnection(connection),
-    serveHttp1: httpRouter(etcdHttpRoutes()),
+    serveHttp1: httpRouter(etcdHttpRoutes({ health })),
     logger,
   });
 }
