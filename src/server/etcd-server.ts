@@ -171,6 +171,8 @@ export class EtcdServer {
   readonly ready = deferred<void>();
   /** Resolves when the server stopped by itself (e.g. it was removed from the cluster). */
   readonly done = deferred<string>();
+  /** Resolves once start() has finished and the node loop runs (a self-stop waits for it). */
+  private readonly running = deferred<void>();
 
   private readonly raft: RawNode;
   private readonly storage: MemoryStorage;
@@ -419,6 +421,7 @@ export class EtcdServer {
   }
 
   private run(singleVoter: boolean): void {
+    this.running.resolve();
     // A single voter campaigns on its first tick instead of waiting a full election timeout (etcd advances
     // the ticks of a member that has no peers to hear from).
     if (singleVoter) this.raft.advanceTicksForElection();
@@ -719,8 +722,10 @@ export class EtcdServer {
   }
 
   private async stopSelf(reason: string): Promise<void> {
-    // Let the apply that triggered this finish before tearing down.
+    // Let the apply that triggered this finish before tearing down. A peer's refusal ("removed") can arrive
+    // while start() is still reading the backend: closing it then would fail start() on a closed backend.
     await new Promise((r) => setImmediate(r));
+    await this.running.promise;
     await this.close();
     this.done.resolve(reason);
   }
