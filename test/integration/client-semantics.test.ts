@@ -277,3 +277,26 @@ t.test('a removed member stops itself; a removed member that comes back is refus
   const list = await call(cl, 'MemberList', {});
   t.equal(list.members.length, 2, 'two members remain');
 });
+
+t.test('removing the leader: it stops, the other two elect a leader and go on', async (t) => {
+  const c = await startTestCluster(3);
+  t.teardown(() => c.destroy());
+  const li = await leaderIndex(c);
+  const lm = c.members[li]!;
+  const others = [0, 1, 2].filter((i) => i !== li);
+  const leaderId = (await statusOf(lm.endpoint)).header.member_id;
+  const cl = rawClient(lm.endpoint, 'etcdserverpb', 'Cluster');
+  t.teardown(() => cl.close());
+  const res = await untilHealthy(() => call(cl, 'MemberRemove', { ID: leaderId }));
+  t.equal(res.members.length, 2, 'the removal is answered, with the two members left');
+  const reason = await Promise.race([lm.done, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
+  t.equal(reason, 'removed', 'the removed leader stopped itself');
+  const nl = await leaderIndex(c, others);
+  t.ok(others.includes(nl), 'one of the other two leads');
+  const kv = rawClient(c.members[others[0]!]!.endpoint, 'etcdserverpb', 'KV');
+  t.teardown(() => kv.close());
+  const p: any = await until('a write after the removal', () => call(kv, 'Put', { key: b('after'), value: b('leader-removal') }));
+  t.ok(Number(p.header.revision) > 1, 'the two take writes');
+  const ss = await Promise.all(others.map((i) => statusOf(c.members[i]!.endpoint)));
+  t.equal(new Set(ss.map((s) => s.leader)).size, 1, 'and agree on the leader');
+});
