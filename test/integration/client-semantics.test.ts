@@ -17,6 +17,15 @@ import { RawWatch } from '../helpers/watch';
 const b = (s: string) => Buffer.from(s);
 const REQUIRE_LEADER = { hasleader: 'true' };
 
+/** `p`, or 'still running' if it has not settled within 30 s (the timer does not keep the test process alive). */
+function orStillRunning<T>(p: Promise<T>): Promise<T | 'still running'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'still running'>((r) => {
+    timer = setTimeout(() => r('still running'), 30_000);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function statusOf(endpoint: string): Promise<any> {
   const mt = rawClient(endpoint, 'etcdserverpb', 'Maintenance');
   try {
@@ -237,7 +246,7 @@ t.test('a removed member stops itself; a removed member that comes back is refus
   const xm = c.members[x]!;
   const xId = (await statusOf(xm.endpoint)).header.member_id;
   await untilHealthy(() => call(cl, 'MemberRemove', { ID: xId }));
-  const reason = await Promise.race([xm.done, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
+  const reason = await orStillRunning(xm.done);
   t.equal(reason, 'removed', 'the removed member stopped itself');
   await until('the removed member to stop serving clients', async () => {
     try {
@@ -258,7 +267,7 @@ t.test('a removed member stops itself; a removed member that comes back is refus
   try {
     const m = await back;
     t.teardown(() => m.close());
-    stoppedWith = await Promise.race([m.done, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
+    stoppedWith = await orStillRunning(m.done);
   } catch (err) {
     stoppedWith = String(err);
   }
@@ -289,7 +298,7 @@ t.test('removing the leader: it stops, the other two elect a leader and go on', 
   t.teardown(() => cl.close());
   const res = await untilHealthy(() => call(cl, 'MemberRemove', { ID: leaderId }));
   t.equal(res.members.length, 2, 'the removal is answered, with the two members left');
-  const reason = await Promise.race([lm.done, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000))]);
+  const reason = await orStillRunning(lm.done);
   t.equal(reason, 'removed', 'the removed leader stopped itself');
   const nl = await leaderIndex(c, others);
   t.ok(others.includes(nl), 'one of the other two leads');

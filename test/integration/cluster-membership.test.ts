@@ -4,6 +4,7 @@
 // reads and writes; `move-leader` to each of the four members in turn, checking with Status on every member that
 // the leader really is that member; finally kill -9 one of the original members: the remaining three (the
 // promoted one among them) are exactly a quorum of four, so a new leader and a committed write prove it votes.
+// Then `member remove` of the running promoted member: it stops by itself and its process exits 0.
 // Skipped when etcdctl is not installed (.ci/run installs it).
 
 import t from 'tap';
@@ -45,6 +46,15 @@ async function haveEtcdctl(): Promise<boolean> {
 }
 
 const hex = (decimalId: string) => BigInt(decimalId).toString(16);
+
+/** `p`, or 'still running' if it has not settled within 30 s (the timer does not keep the test process alive). */
+function orStillRunning<T>(p: Promise<T>): Promise<T | 'still running'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'still running'>((r) => {
+    timer = setTimeout(() => r('still running'), 30_000);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 
 t.test('learner added with etcdctl, caught up, promoted; move-leader to every member', async (t) => {
   if (!(await haveEtcdctl())) {
@@ -143,4 +153,16 @@ t.test('learner added with etcdctl, caught up, promoted; move-leader to every me
   t.equal(w.code, 0, 'a write commits with the promoted member as part of the quorum');
   const read = await etcdctlRetry([clientUrl], /timed out|no leader/, ['get', '--print-value-only', 'after-kill']);
   t.equal(read.stdout, 'y\n');
+
+  // Remove the promoted member while it runs: it stops by itself and bin/etcd exits 0, as etcd does; the
+  // remaining two of the three voters are a quorum and go on.
+  const survivors = [1, 2];
+  await etcdctlRetry(survivors.map((i) => all[i]!), /unhealthy cluster|timed out/, ['member', 'remove', learnerId]);
+  const code = await orStillRunning(learner.exited);
+  t.equal(code, 0, 'the removed member exited with status 0');
+  t.match(learner.output(), /the member has been permanently removed from the cluster/, 'and said why');
+  const after = await agreedLeader(all, survivors, 60_000);
+  t.ok(survivors.includes(after), `the two left agree on a leader (${names[after]})`);
+  const w2 = await etcdctlRetry([all[survivors[0]!]!], /timed out|no leader|unavailable/i, ['put', 'after-remove', 'z']);
+  t.equal(w2.code, 0, 'and take writes');
 });
