@@ -2,8 +2,9 @@
 // routes cut a member off from its peers while the test's clients, on the host, still reach it.
 //   - A follower cut off: the majority goes on taking writes; the isolated member serves no linearizable read
 //     (it fails or times out instead of returning stale data), refuses require-leader requests once it has lost
-//     its leader, and still serves serializable reads (which may be stale: that is what they promise). After
-//     healing it catches up and its linearizable reads are current.
+//     its leader, cancels its require-leader watch (a plain watch stays open), and still serves serializable
+//     reads (which may be stale: that is what they promise). After healing it catches up: its linearizable reads
+//     are current and the plain watch delivers the write it missed.
 //   - The leader cut off: the majority elects a new leader and goes on; the old leader serves no stale
 //     linearizable read; after healing it rejoins as a follower and is current.
 // Skipped, with the reason, where namespaces cannot be created (not root, no iproute2).
@@ -13,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createNetns, netnsUnavailable, type NetnsTopology } from '../helpers/netns';
 import { startProcessCluster, agreedLeader, statusOf, callWithDeadline, type ProcessCluster } from '../helpers/etcd-cluster';
 import { rawClient } from '../helpers/member';
+import { RawWatch } from '../helpers/watch';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -48,7 +50,9 @@ t.test('partition a member from its peers: no stale linearizable read; it catche
   let c: ProcessCluster | undefined;
   const clients: grpc.Client[] = [];
   // One teardown, in order: clients, then the processes (by PID), then the namespaces and the bridge.
+  const watches: RawWatch[] = [];
   t.teardown(async () => {
+    for (const w of watches) w.close();
     for (const cl of clients) cl.close();
     await c?.killAll();
     await net.destroy();
@@ -74,6 +78,13 @@ t.test('partition a member from its peers: no stale linearizable read; it catche
   /** Isolate member `iso`, write `fresh` on the majority, check what `iso` serves, heal, check it caught up. */
   const round = async (iso: number, stale: string, fresh: string, isolatingLeader: boolean) => {
     const majority = all.filter((i) => i !== iso);
+    // Watches on the member about to be cut off: one requires a leader (as kube-apiserver's do), one does not.
+    const requiring = new RawWatch(cluster.endpoints[iso]!, { hasleader: 'true' });
+    const plain = new RawWatch(cluster.endpoints[iso]!);
+    watches.push(requiring, plain);
+    requiring.create({ key: b('k') });
+    plain.create({ key: b('k') });
+    t.ok((await requiring.next(10_000)).created && (await plain.next(10_000)).created, 'two watches open on the member');
     await net.isolate(iso);
     if (isolatingLeader) {
       const nl = await agreedLeader(cluster.endpoints, majority, 60_000);
@@ -106,6 +117,10 @@ t.test('partition a member from its peers: no stale linearizable read; it catche
       t.equal(err.details, 'etcdserver: no leader', 'a require-leader request is refused: no leader');
       t.equal(err.code, grpc.status.UNAVAILABLE);
     }
+    // Without a leader for three election timeouts, the require-leader watch is cancelled; the other stays.
+    await until('the require-leader watch to be cancelled', async () => requiring.error);
+    t.equal(requiring.error.details, 'etcdserver: no leader', 'the require-leader watch is cancelled: no leader');
+    t.notOk(plain.error || plain.ended, 'the plain watch stays open');
     // Serializable reads are local: the client still reaches the member, which answers with what it has.
     const s = await serializable(iso);
     t.equal(s.kvs[0]?.value.toString(), stale, 'a serializable read on the isolated member is served (stale, as it may be)');
@@ -116,6 +131,8 @@ t.test('partition a member from its peers: no stale linearizable read; it catche
       return r.kvs[0]?.value.toString() === fresh ? r : undefined;
     });
     t.equal(caught.kvs[0].value.toString(), fresh, `after healing, ${cluster.names[iso]} reads the write it missed`);
+    const ev = await plain.events(1, 30_000);
+    t.equal(ev[0].kv.value.toString(), fresh, 'the plain watch delivers the missed write after healing');
     const leader = await agreedLeader(cluster.endpoints, all, 60_000);
     t.ok(all.includes(leader), `all three agree on one leader (${cluster.names[leader]})`);
     return leader;
