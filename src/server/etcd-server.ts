@@ -278,6 +278,8 @@ export class EtcdServer {
   readonly done = deferred<string>();
   /** Auto-compaction, quota and NOSPACE recovery, defragmentation, corruption checks, health (maintenance/). */
   readonly maintenance: Maintenance;
+  /** Resolves once start() has finished and the node loop runs (a self-stop waits for it). */
+  private readonly running = deferred<void>();
 
   private readonly raft: RawNode;
   private readonly storage: MemoryStorage;
@@ -612,6 +614,7 @@ export class EtcdServer {
   }
 
   private run(singleVoter: boolean): void {
+    this.running.resolve();
     // A single voter campaigns on its first tick instead of waiting a full election timeout (etcd advances
     // the ticks of a member that has no peers to hear from).
     if (singleVoter) this.raft.advanceTicksForElection();
@@ -1117,8 +1120,10 @@ export class EtcdServer {
   }
 
   private async stopSelf(reason: string): Promise<void> {
-    // Let the apply that triggered this finish before tearing down.
+    // Let the apply that triggered this finish before tearing down. A peer's refusal ("removed") can arrive
+    // while start() is still reading the backend: closing it then would fail start() on a closed backend.
     await new Promise((r) => setImmediate(r));
+    await this.running.promise;
     await this.close();
     this.done.resolve(reason);
   }

@@ -88,6 +88,8 @@ export async function runEtcd(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Removed from the cluster: the member has closed itself; exit as etcd does (osutil.Exit(0) on StopNotify).
+  void member.done.then(() => process.exit(0));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

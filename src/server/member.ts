@@ -24,6 +24,11 @@ export interface Member {
   memberId: string;
   clusterId: string;
   server: EtcdServer;
+  /**
+   * Resolves with the reason once the member stopped by itself and closed (etcd StopNotify): it was removed
+   * from the cluster. bin/etcd then exits, as etcd does.
+   */
+  done: Promise<string>;
   close(): Promise<void>;
 }
 
@@ -36,7 +41,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
   try {
     // etcd serves clients only once the member has published itself through the log (ReadyNotify).
     await srv.ready.promise;
-    const { server, watch } = createGrpcServer(srv, logger, {
+    const { server, watch, interceptor } = createGrpcServer(srv, logger, {
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
       maxConcurrentStreams: config.maxConcurrentStreams,
@@ -67,15 +72,23 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
     }
     logger.info({}, 'ready to serve client requests');
     let closing: Promise<void> | undefined;
-    return {
+    const member: Member = {
       clientUrls,
       memberId: idToHex(srv.memberId),
       clusterId: idToHex(srv.clusterId),
       server: srv,
+      // The server stops by itself when it learns it was removed; the client side follows (etcd: "server error",
+      // then the listeners close and the process exits).
+      done: srv.done.promise.then(async (reason) => {
+        logger.warn({ reason }, 'data-dir used by this member must be removed');
+        await member.close().catch((err: unknown) => logger.error({ error: String(err) }, 'failed to close etcd server'));
+        return reason;
+      }),
       close() {
         closing ??= (async () => {
           front?.close();
           watch.close();
+          interceptor.close();
           // Streams still open after a grace period (lease keep-alives, observers) are cut.
           await new Promise<void>((res) => {
             const t = setTimeout(() => {
@@ -93,6 +106,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
         return closing;
       },
     };
+    return member;
   } catch (err) {
     front?.close();
     grpcServer?.forceShutdown();
