@@ -1189,21 +1189,27 @@ export class EtcdServer {
       this.nextRead = null;
       this.readInFlight = true;
       try {
-        const ctx = Buffer.alloc(8);
-        ctx.writeBigUInt64BE(BigInt(++this.readCtx));
-        const key = ctx.toString('hex');
         const d = deferred<number>();
-        this.readWaiters.set(key, d);
-        this.raft.readIndex(ctx);
-        this.notify();
+        let key = '';
+        const send = (): void => {
+          const ctx = Buffer.alloc(8);
+          ctx.writeBigUInt64BE(BigInt(++this.readCtx));
+          key = ctx.toString('hex');
+          this.readWaiters.set(key, d);
+          this.raft.readIndex(ctx);
+          this.notify();
+        };
+        send();
         // A ReadIndex request can be lost (a follower forwards it to a leader it cannot reach yet, or a new
-        // leader has no entry committed in its term): ask again every 500 ms with the same context, as etcd
-        // 3.5 does (readIndexRetryTime); any answer for this context will do.
+        // leader has no entry committed in its term): ask again every 500 ms (etcd readIndexRetryTime), each
+        // time with a new context, and forget the old one: an answer to an earlier attempt may come from a
+        // leader that was paused meanwhile and is no longer current (etcd #20418, fixed by never reusing a
+        // ReadIndex context in retries).
         const retry = setInterval(() => {
           if (!this.readWaiters.has(key) || this.stopped) return;
           this.logger.warn({ 'sent-request-id': key }, 'waiting for ReadIndex response took too long, retrying');
-          this.raft.readIndex(ctx);
-          this.notify();
+          this.readWaiters.delete(key);
+          send();
         }, READ_INDEX_RETRY_MS);
         const timer = setTimeout(() => {
           if (this.readWaiters.delete(key)) d.reject(serverError(ErrTimeout, 'etcdserver: request timed out'));
