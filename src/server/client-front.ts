@@ -612,11 +612,13 @@ function getJson(body: () => unknown): HttpRoute {
  * etcd's HTTP endpoints as far as we serve them: /health (the member's checks, maintenance/health.ts; without
  * a member, always healthy in etcd 3.4's format) and /version, our versions (etcd etcdhttp/version.go).
  */
-export function etcdHttpRoutes(o: { health?: HttpRoute } = {}): Map<string, HttpRoute> {
-  return new Map([
+export function etcdHttpRoutes(o: { health?: HttpRoute; metrics?: HttpRoute } = {}): Map<string, HttpRoute> {
+  const routes = new Map([
     ['/health', o.health ?? healthyRoute],
     ['/version', getJson(() => ({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }))],
   ]);
+  if (o.metrics) routes.set('/metrics', o.metrics);
+  return routes;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

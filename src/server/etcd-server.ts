@@ -258,6 +258,10 @@ async function swapInSnapshotDatabase(store: MvccStore, lessor: Lessor, snapshot
   });
 }
 
+function bump(m: Map<string, number>, k: string): void {
+  m.set(k, (m.get(k) ?? 0) + 1);
+}
+
 function raftLogger(logger: Logger): RaftLogger {
   const l = logger.child({ component: 'raft' });
   return { debug: (m) => l.debug(m), info: (m) => l.info(m), warn: (m) => l.warn(m), error: (m) => l.error(m) };
@@ -325,6 +329,10 @@ export class EtcdServer {
   private receiving: Promise<void> = Promise.resolve();
   /** Counters for tests and metrics: how followers were caught up, and the snapshots taken. */
   readonly snapshotStats = { taken: 0, sent: 0, sendFailures: 0, received: 0, applied: 0 };
+  /** Per peer (hex ID): snapshots sent, failed to send, received (etcd_network_snapshot_* by To/From). */
+  readonly snapshotPeers = { sent: new Map<string, number>(), sendFailures: new Map<string, number>(), received: new Map<string, number>() };
+  /** Leader changes seen by this member (etcd_server_leader_changes_seen_total). */
+  leaderChanges = 0;
 
   private constructor(
     readonly cfg: EtcdServerConfig,
@@ -737,6 +745,7 @@ export class EtcdServer {
     if (ss.lead !== this.leaderId) {
       if (ss.lead === 0n) this.logger.info({ 'local-member-id': idToHex(this.memberId), 'lost-leader-member-id': idToHex(this.leaderId) }, 'raft.node: lost leader');
       else this.logger.info({ 'local-member-id': idToHex(this.memberId), 'elected-leader-member-id': idToHex(ss.lead), term: this.raft.status().term }, this.leaderId === 0n ? 'raft.node: elected leader' : 'raft.node: changed leader');
+      if (ss.lead !== 0n) this.leaderChanges++;
       this.leaderId = ss.lead;
       // Forwarded lease requests follow the leader.
       this.leaderClient.close();
@@ -939,9 +948,11 @@ export class EtcdServer {
       await t.sendSnapshot(m.to, encodeMessage(msg), snap.chunks);
       ok = true;
       this.snapshotStats.sent++;
+      bump(this.snapshotPeers.sent, idToHex(m.to));
       this.logger.info({ 'remote-peer-id': idToHex(m.to), 'snapshot-index': snap.metadata.index }, 'sent database snapshot');
     } catch (err) {
       this.snapshotStats.sendFailures++;
+      bump(this.snapshotPeers.sendFailures, idToHex(m.to));
       if (!this.stopped) this.logger.warn({ 'remote-peer-id': idToHex(m.to), error: String(err) }, 'failed to send database snapshot');
     }
     if (this.stopped) return;
@@ -969,6 +980,7 @@ export class EtcdServer {
         await fs.rename(tmp, final);
         await fsyncDir(this.snapshotter.dir);
         this.snapshotStats.received++;
+        bump(this.snapshotPeers.received, idToHex(from));
         this.logger.info({ 'remote-peer-id': idToHex(from), 'snapshot-index': index, records }, 'received and saved database snapshot');
       }
       // Raft decides: it installs the snapshot (next Ready) or, if it already has the entries, just answers.
@@ -1294,6 +1306,11 @@ export class EtcdServer {
       // Read the field: status() copies the leader's progress map, too costly for every response header.
       raft_term: this.raft.raft.term,
     };
+  }
+
+  /** Proposals waiting for their apply (etcd_server_proposals_pending). */
+  get pendingProposals(): number {
+    return this.waiters.size + this.confWaiters.size;
   }
 
   raftStatus(): ReturnType<RawNode['status']> {

@@ -14,6 +14,9 @@ import { bind, createGrpcServer, grpcAddress } from './grpc-server';
 import { ClientFront, etcdHttpRoutes, httpRouter, type HttpRoute } from './client-front';
 import { grpcServerCredentials, resolveTls } from './tls';
 import { idToHex } from './membership';
+import { createMetricsRegistry, metricsRoute } from './metrics';
+import http from 'node:http';
+import https from 'node:https';
 import { assert } from '../util/assert';
 
 const SHUTDOWN_GRACE_MS = 2000;
@@ -38,6 +41,8 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
   let grpcServer: grpc.Server | undefined;
   let front: ClientFront | undefined;
   const healthRoute = srv.maintenance.healthRoute();
+  const metrics = metricsRoute(createMetricsRegistry(srv));
+  const metricsServers: Array<http.Server | https.Server> = [];
   try {
     // etcd serves clients only once the member has published itself through the log (ReadyNotify).
     await srv.ready.promise;
@@ -63,12 +68,28 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
         if (url.protocol === 'https:') url.port = String(port);
         bound = url.toString().replace(/\/$/, '');
       } else {
-        front ??= plaintextFront(server, logger, healthRoute);
+        front ??= plaintextFront(server, logger, healthRoute, metrics);
         bound = await front.listen(u);
       }
       clientUrls.push(bound);
       const address = new URL(bound);
       logger.info({ address: address.host || address.pathname, secure }, secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!');
+    }
+    // --listen-metrics-urls: /metrics and /health on their own listeners (https: with the client TLS).
+    for (const u of config.listenMetricsUrls ?? []) {
+      const url = new URL(u);
+      const listener = httpRouter(new Map([...etcdHttpRoutes({ health: healthRoute, metrics })].filter(([p]) => p !== '/version')));
+      let ms: http.Server | https.Server;
+      if (url.protocol === 'https:') {
+        if (!tls) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for metrics url ${u} with HTTPS scheme`);
+        ms = https.createServer({ key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized }, listener);
+      } else ms = http.createServer(listener);
+      metricsServers.push(ms);
+      await new Promise<void>((res, rej) => {
+        ms.once('error', rej);
+        ms.listen(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), () => res());
+      });
+      logger.info({ address: url.host }, 'serving metrics');
     }
     logger.info({}, 'ready to serve client requests');
     let closing: Promise<void> | undefined;
@@ -87,6 +108,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
       close() {
         closing ??= (async () => {
           front?.close();
+          for (const ms of metricsServers) ms.close();
           watch.close();
           interceptor.close();
           // Streams still open after a grace period (lease keep-alives, observers) are cut.
@@ -109,6 +131,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
     return member;
   } catch (err) {
     front?.close();
+    for (const ms of metricsServers) ms.close();
     grpcServer?.forceShutdown();
     await srv.close();
     throw err;
@@ -116,14 +139,14 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
 }
 
 /** The front for this member's plaintext client URLs, handing gRPC connections to `server`. */
-function plaintextFront(server: grpc.Server, logger: Logger, health: HttpRoute): ClientFront {
+function plaintextFront(server: grpc.Server, logger: Logger, health: HttpRoute, metrics: HttpRoute): ClientFront {
   // grpc-js's public connection injector: an HTTP/2 server of its own that listens nowhere and serves the connections
   // we give it, with the server's options and services, closed by tryShutdown/forceShutdown like a bound port.
   assert(typeof server.createConnectionInjector === 'function', 'grpc-js has no Server.createConnectionInjector: the plaintext client front needs @grpc/grpc-js >= 1.14');
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   return new ClientFront({
     serveHttp2: (connection) => injector.injectConnection(connection),
-    serveHttp1: httpRouter(etcdHttpRoutes({ health })),
+    serveHttp1: httpRouter(etcdHttpRoutes({ health, metrics })),
     logger,
   });
 }

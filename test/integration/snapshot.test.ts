@@ -101,6 +101,9 @@ t.test('followers: behind the leader log -> snapshot stream; within it -> log en
   t.ok(f.server.snapshotStats.applied >= 1, 'and installed it');
   const sentAfter = c.members.reduce((n, m, i) => (i === fi ? n : n + m.server.snapshotStats.sent), 0);
   t.ok(sentAfter > sentBefore, 'the leader sent it');
+  const metrics = await (await fetch(`${f.endpoint}/metrics`)).text();
+  t.match(metrics, /etcd_network_snapshot_receive_success\{From="[0-9a-f]+"\} [1-9]/, 'the follower counts it in /metrics');
+  t.match(metrics, /tsetcd_snapshots_applied_total [1-9]/);
 
   // Same state everywhere, and the follower keeps applying after the install.
   await putMany(live.endpoint, 'c', 20);
