@@ -549,6 +549,16 @@ export class EtcdServer {
       await wal.close();
       throw new Error(`the member has been permanently removed from the cluster (member ${idToHex(memberId)}); start it with a new data dir and add it again`);
     }
+    // A volume mounted on the wrong instance: the data dir is another member's (its name, published through the
+    // log, differs from --name). Starting it would impersonate that member.
+    const stored = cluster.members.get(memberId);
+    if (restarted && stored && stored.name !== '' && stored.name !== cfg.name) {
+      await store.close();
+      await wal.close();
+      throw new Error(
+        `data dir ${cfg.dataDir} belongs to member "${stored.name}" (${idToHex(memberId)}) of cluster ${idToHex(clusterId)}, not to --name "${cfg.name}": mount this member's own volume`,
+      );
+    }
     for (const m of cluster.members.values()) if (m.id !== memberId) bootstrapPeers.set(m.id, m.peerUrls);
     if (cfg.forceNewCluster && restarted) {
       const forced = forceNewClusterLog(restarted, cluster, memberId, store.consistentIndex());

@@ -63,6 +63,8 @@ t.test('a single member takes snapshots, compacts its log, and restarts from the
   t.equal(before.kvs.length, 230);
   await m.close();
 
+  // Another instance's volume: refused, naming whose it is.
+  await t.rejects(startTestMember({ name: 'other', snapshotCount: 50 }, m.dataDir), /belongs to member "test"/, 'a data dir of another member refuses to start');
   const again = await startTestMember({ snapshotCount: 50, snapshotCatchupEntries: 10 }, m.dataDir);
   t.teardown(() => again.close());
   const after = await rangeAll(again.endpoint);
