@@ -498,3 +498,18 @@ export async function waitForProgress(load: WriteLoad, n: number, what: string, 
   await until(`${n} more acknowledged writes ${what}`, () => load.acked.size >= from + n, timeoutMs, 50);
   return load.acked.size - from;
 }
+
+/** The JSON log lines in `output` whose msg is `msg`. */
+export function logLines(output: string, msg: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of output.split('\n')) {
+    if (!line.includes(msg)) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o.msg === msg) out.push(o);
+    } catch {
+      // not a log line
+    }
+  }
+  return out;
+}
