@@ -178,6 +178,14 @@ export class Wal {
     return this.syncs;
   }
 
+  /**
+   * Where the next record will be written: the last segment and the offset just past its last valid record. After
+   * open() this is where replay found the end of the records, which an error about missing entries should name.
+   */
+  get tailPosition(): { path: string; offset: number } {
+    return { path: this.tailSegment().path, offset: this.writeOffset };
+  }
+
   /** Whether `dir` holds a WAL: at least one segment file. A missing directory is not an error. */
   static async exists(dir: string): Promise<boolean> {
     let names: string[];
