@@ -160,6 +160,8 @@ export interface ProcessClusterOptions {
   extraArgs?: string[];
   /** Temp dir prefix. */
   prefix?: string;
+  /** Where member `name`'s data dir goes (default <root>/<name>), e.g. on a small file system of its own. */
+  dataDirOf?: (name: string, root: string) => string;
 }
 
 export interface StatusResult {
@@ -184,10 +186,11 @@ export class ProcessCluster {
     private readonly peerPorts: number[],
     private readonly clientPorts: number[],
     readonly extraArgs: string[],
+    dataDirOf: (name: string, root: string) => string = (name) => path.join(root, name),
   ) {
     const n = peerPorts.length;
     this.names = Array.from({ length: n }, (_, i) => `m${i}`);
-    this.dataDirs = this.names.map((name) => path.join(root, name));
+    this.dataDirs = this.names.map((name) => dataDirOf(name, root));
     this.endpoints = clientPorts.map((p) => `http://127.0.0.1:${p}`);
     this.procs = this.names.map(() => null);
     this.memberIds = this.names.map(() => null);
@@ -212,7 +215,7 @@ export class ProcessCluster {
     const n = opts.size ?? 3;
     const root = await tempDir(opts.prefix ?? 'tsetcd-dura-');
     const ports = await distinctFreePorts(2 * n);
-    const c = new ProcessCluster(root, ports.slice(0, n), ports.slice(n), opts.extraArgs ?? []);
+    const c = new ProcessCluster(root, ports.slice(0, n), ports.slice(n), opts.extraArgs ?? [], opts.dataDirOf);
     await fsp.mkdir(path.join(root, 'logs'), { recursive: true });
     if (t) {
       t.teardown(async () => {
@@ -261,10 +264,10 @@ export class ProcessCluster {
   }
 
   /** Starts member i's process (not waiting for it); its output is appended to its log file. */
-  spawn(i: number, state: 'new' | 'existing' = 'existing', extra: string[] = []): EtcdProcess {
+  spawn(i: number, state: 'new' | 'existing' = 'existing', opts: { extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): EtcdProcess {
     assertDown(this, i);
     this.starts[i]!++;
-    const p = runEtcd([...this.args(i, state), ...extra]);
+    const p = runEtcd([...this.args(i, state), ...(opts.extraArgs ?? [])], opts.env);
     const log = fs.createWriteStream(this.logFile(i), { flags: 'a' });
     p.proc.stdout!.on('data', (d: Buffer) => log.write(d));
     p.proc.stderr!.on('data', (d: Buffer) => log.write(d));
@@ -282,8 +285,8 @@ export class ProcessCluster {
   }
 
   /** Restarts member i with the same flags and data dir and waits until it serves clients. */
-  async restart(i: number, state: 'new' | 'existing' = 'existing'): Promise<void> {
-    this.spawn(i, state);
+  async restart(i: number, state: 'new' | 'existing' = 'existing', opts: { env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+    this.spawn(i, state, opts);
     await this.waitReady(i);
   }
 
