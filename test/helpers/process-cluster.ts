@@ -4,7 +4,8 @@
 // member and that the revision a client observes never goes backwards.
 //
 // Every process's output goes to <root>/logs/<name>.<start number>.log as well as to memory, so a failed run can be
-// read afterwards: the root is kept (and its path printed) when the test fails, removed when it passes.
+// read afterwards: the root is kept (and its path printed) when the test fails or DURABILITY_KEEP is set, removed
+// when it passes.
 
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -215,12 +216,14 @@ export class ProcessCluster {
     const n = opts.size ?? 3;
     const root = await tempDir(opts.prefix ?? 'tsetcd-dura-');
     const ports = await distinctFreePorts(2 * n);
-    const c = new ProcessCluster(root, ports.slice(0, n), ports.slice(n), opts.extraArgs ?? [], opts.dataDirOf);
+    // DURABILITY_EXTRA_ARGS adds flags to every member of every test (e.g. to rerun the loops with other settings).
+    const envArgs = (process.env.DURABILITY_EXTRA_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const c = new ProcessCluster(root, ports.slice(0, n), ports.slice(n), [...(opts.extraArgs ?? []), ...envArgs], opts.dataDirOf);
     await fsp.mkdir(path.join(root, 'logs'), { recursive: true });
     if (t) {
       t.teardown(async () => {
         await c.destroy();
-        if (t.passing()) await fsp.rm(root, { recursive: true, force: true });
+        if (t.passing() && !process.env.DURABILITY_KEEP) await fsp.rm(root, { recursive: true, force: true });
         else t.comment(`kept data dirs and process logs in ${root}`);
       });
     }
