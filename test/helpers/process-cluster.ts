@@ -243,6 +243,15 @@ export class ProcessCluster {
     ];
   }
 
+  peerUrl(i: number): string {
+    return `http://127.0.0.1:${this.peerPorts[i]}`;
+  }
+
+  /** Forget member i's ID (after it was removed and added again: a new member gets a new ID). */
+  forgetMemberId(i: number): void {
+    this.memberIds[i] = null;
+  }
+
   /** The log file of member i's n-th start (1-based), or of its current one. */
   logFile(i: number, start = this.starts[i]!): string {
     return path.join(this.root, 'logs', `${this.names[i]}.${start}.log`);
