@@ -14,11 +14,12 @@ t.test('a follower down for 10,000 writes catches up from the log when the leade
   const follower = (leader + 1) % 3;
   await c.kill(follower);
   const live = c.endpoints.filter((_, i) => i !== follower);
-  const load = new WriteLoad(() => live, new RevisionMonitor(), { writers: 64, maxWrites: WRITES, timeoutMs: 10000 }).start();
+  // A few more than WRITES are issued, so that a rare timed-out write does not leave fewer than WRITES entries.
+  const load = new WriteLoad(() => live, new RevisionMonitor(), { writers: 64, maxWrites: WRITES + 100, timeoutMs: 10000 }).start();
   t.teardown(() => load.stop());
   await load.done();
-  t.equal(load.acked.size + load.failures, WRITES, `${WRITES} writes issued`);
-  t.ok(load.acked.size >= WRITES - 100, `${load.acked.size} acknowledged while ${c.names[follower]} was down`);
+  t.equal(load.acked.size + load.failures, WRITES + 100, `${WRITES + 100} writes issued`);
+  t.ok(load.acked.size >= WRITES, `${load.acked.size} acknowledged while ${c.names[follower]} was down`);
 
   await c.restart(follower);
   await checkAcked(t, c, load, `after ${c.names[follower]} rejoined`);
