@@ -286,6 +286,8 @@ export class Backend {
   private closed = false;
   /** Bytes appended but not committed (key-bucket values), for the server's backpressure decisions. */
   private pendingBytesValue = 0;
+  /** Bytes of every unit ever appended (keys and values of all changes), for the quota's size estimate. */
+  private writtenBytesValue = 0;
 
   constructor(
     readonly db: LevelDb,
@@ -306,6 +308,14 @@ export class Backend {
     return this.pendingBytesValue;
   }
 
+  /**
+   * Bytes appended since the backend opened (LevelDB keys and values of every change, deletions counted by key),
+   * monotonic. The server adds the bytes written since its last size sample to that sample (the quota check).
+   */
+  get writtenBytes(): number {
+    return this.writtenBytesValue;
+  }
+
   /** Number of units appended and not yet committed. */
   get pendingUnits(): number {
     return this.nextSeq - 1 - this.committedSeq;
@@ -323,8 +333,12 @@ export class Backend {
       prev = e.rev;
       this.keyBuffer.push(e);
       this.pendingBytesValue += e.value.length;
+      this.writtenBytesValue += e.levelKey.length + e.value.length;
     }
+    for (const k of unit.deletes) this.writtenBytesValue += k.length;
+    for (const [k, v] of unit.meta) this.writtenBytesValue += k.length + v.length;
     for (const a of unit.aux) {
+      this.writtenBytesValue += a.key.length + (a.value?.length ?? 0);
       let m = this.auxBuffer.get(a.bucket);
       if (m === undefined) {
         m = new Map();

@@ -53,6 +53,7 @@
 import zlib from 'node:zlib';
 import { Level } from 'level';
 import { assert } from '../util/assert';
+import { failpoint } from '../util/failpoints';
 import {
   Backend,
   decodeKeyValue,
@@ -101,6 +102,12 @@ export interface MvccOptions {
   sizer?: () => Promise<number>;
   /** Keys compacted per compaction batch (etcd CompactionBatchLimit). Default 1000. */
   compactionBatchLimit?: number;
+  /**
+   * Optional: awaited between two compaction batches (etcd 3.4 sleeps 10 ms, --experimental-compaction-sleep-interval
+   * in 3.5), so that a large compaction leaves room to the writes and reads arriving meanwhile. MVCC has no timers;
+   * the server supplies the pause.
+   */
+  compactionPause?: () => Promise<void>;
   /** Watch catch-up bounds; defaults in defaultWatchLimits. */
   watchLimits?: Partial<WatchLimits>;
 }
@@ -211,6 +218,11 @@ export class MvccStore {
   /** Number of keyIndexes in memory (live keys plus deleted keys with uncompacted history). */
   get indexSize(): number {
     return this.index.size;
+  }
+
+  /** Bytes appended to the backend since open (monotonic; see Backend.writtenBytes). */
+  get writtenBytes(): number {
+    return this.backend.writtenBytes;
   }
 
   /** Bytes written by transactions and not yet committed to LevelDB (for backpressure and metrics). */
@@ -454,7 +466,8 @@ export class MvccStore {
         return;
       }
       const removed: RemovedKeyRevision[] = [];
-      cursor = this.index.compactChunk(rev, cursor, this.compactionBatchLimit, removed);
+      // At most compactionBatchLimit keys and (about) as many deleted revisions per batch: etcd counts revisions.
+      cursor = this.index.compactChunk(rev, cursor, this.compactionBatchLimit, removed, this.compactionBatchLimit);
       const last = cursor === null;
       const seq = this.backend.append({
         keyEntries: [],
@@ -465,9 +478,14 @@ export class MvccStore {
         consistentIndex: this.consistentIndexValue,
       });
       deleted += removed.length;
+      const before = failpoint('compactBeforeCommitBatch');
+      if (before) await before;
       // Waiting for the batch bounds the work per step and lets everything else run in between.
       await this.backend.waitFor(seq);
+      const after = failpoint('compactAfterCommitBatch');
+      if (after) await after;
       if (last) break;
+      if (this.opts.compactionPause !== undefined) await this.opts.compactionPause();
     }
     this.opts.logger.info({ rev, deleted }, 'finished scheduled compaction');
   }
@@ -541,7 +559,10 @@ export class MvccStore {
   }
 
   /** Full LevelDB compaction (on the libuv pool; reads and writes go on meanwhile). */
-  defrag(): Promise<void> {
+  async defrag(): Promise<void> {
+    if (this.replacing !== null) await this.replacing;
+    const fp = failpoint('defragBeforeCopy');
+    if (fp) await fp;
     return this.backend.compactRange();
   }
 

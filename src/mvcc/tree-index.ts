@@ -115,7 +115,7 @@ export class TreeIndex {
    * last key compacted, or null when the end of the index was reached. Synchronous: a chunk is atomic with
    * respect to writes, and writes between chunks only add revisions above atRev.
    */
-  compactChunk(atRev: number, afterKey: Buffer | null, maxKeys: number, removed: RemovedKeyRevision[]): Buffer | null {
+  compactChunk(atRev: number, afterKey: Buffer | null, maxKeys: number, removed: RemovedKeyRevision[], maxRemoved = Infinity): Buffer | null {
     assert(maxKeys > 0, 'compactChunk needs a positive chunk size');
     const low = afterKey ?? this.tree.minKey();
     const high = this.tree.maxKey();
@@ -125,7 +125,8 @@ export class TreeIndex {
     const found: RemovedRevision[] = [];
     this.tree.editRange(low, high, true, (k, ki) => {
       if (afterKey !== null && Buffer.compare(k, afterKey) === 0) return;
-      if (processed >= maxKeys) return { break: 0 };
+      // A key's revisions are never split across chunks, so a chunk may pass maxRemoved by one key's worth.
+      if (processed >= maxKeys || removed.length >= maxRemoved) return { break: 0 };
       processed++;
       last = k;
       found.length = 0;
@@ -134,7 +135,7 @@ export class TreeIndex {
       if (ki.isEmpty()) return { delete: true };
       return;
     });
-    return processed < maxKeys ? null : last;
+    return processed < maxKeys && removed.length < maxRemoved ? null : last;
   }
 
   /** Compacts the whole index at once and returns the kept revisions (etcd Compact; for tests). */

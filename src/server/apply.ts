@@ -33,6 +33,9 @@ import {
   AlarmType,
 } from '../api/types';
 import type { InternalRequest } from './request';
+import { ErrCorrupt, ErrNoSpace } from './errors';
+import { corruptValue } from './failpoints';
+import { costTxn } from './maintenance/quota';
 
 export const ErrKeyNotFound = 'ErrKeyNotFound';
 
@@ -90,11 +93,15 @@ export interface ApplierHooks {
   onMemberAttributes(tw: TxnWrite, memberId: bigint, name: string, clientUrls: string[]): void;
   /** The header for a response at revision `rev` (cluster/member IDs and raft term filled by the server). */
   header(rev: number): ResponseHeader;
+  /** Called when an alarm type becomes active (first member) or inactive (last member), for the log. */
+  onAlarmChange?(change: 'raised' | 'disarmed', m: AlarmMember): void;
 }
 
 export class Applier {
   /** Active alarms: memberID (decimal) + ':' + type -> alarm. */
   readonly alarms = new Map<string, AlarmMember>();
+  /** Failpoint corruptKV (failpoints.ts): store every Put with a corrupted value. Test-only. */
+  corruptValues = false;
 
   constructor(
     private readonly store: MvccStore,
@@ -107,6 +114,7 @@ export class Applier {
   async apply(index: number, r: InternalRequest): Promise<ApplyResult> {
     const tw = this.store.write(index);
     try {
+      this.alarmGate(r);
       if (r.put) return { kind: 'put', resp: await this.put(tw, r.put) };
       if (r.delete_range) return { kind: 'delete', resp: await this.deleteRange(tw, r.delete_range) };
       if (r.txn) return { kind: 'txn', resp: await this.txn(tw, r.txn) };
@@ -157,6 +165,20 @@ export class Applier {
       return { kind: 'none' };
     } finally {
       if (!r.compaction) tw.end();
+    }
+  }
+
+  /**
+   * The appliers etcd installs while an alarm is active, as one check. NOSPACE (etcd applierV3Capped): Put,
+   * a Txn whose quota cost is not zero, and LeaseGrant fail with ErrNoSpace. CORRUPT (etcd applierV3Corrupt):
+   * Put and DeleteRange fail with ErrCorrupt (a Txn still applies, exactly as in etcd 3.4.23). Throws before
+   * anything is written, so only the consistent index moves.
+   */
+  private alarmGate(r: InternalRequest): void {
+    if (this.alarms.size === 0) return;
+    if ((r.put || r.delete_range) && this.hasAlarm(AlarmType.CORRUPT)) throw new DomainError(ErrCorrupt, 'etcdserver: corrupt cluster');
+    if ((r.put || r.lease_grant || (r.txn && costTxn(r.txn) > 0)) && this.hasAlarm(AlarmType.NOSPACE)) {
+      throw new DomainError(ErrNoSpace, 'etcdserver: mvcc: database space exceeded');
     }
   }
 
@@ -239,6 +261,7 @@ export class Applier {
     if (p.ignore_value && prev) value = prev.value;
     if (p.ignore_lease && prev) lease = prev.lease;
     if (p.prev_kv && prev) resp.prev_kv = toPbKv(prev);
+    if (this.corruptValues) value = corruptValue(value);
     tw.put(p.key, value, lease);
     if (!inTxn) resp.header = this.hooks.header(tw.rev);
     return resp;
@@ -353,8 +376,10 @@ export class Applier {
         const k = `${member}:${a.alarm}`;
         const m: AlarmMember = { memberID: member, alarm: a.alarm };
         if (!this.alarms.has(k)) {
+          const first = !this.hasAlarm(a.alarm);
           this.alarms.set(k, m);
           tw.auxPut('alarm', Buffer.from(k), Buffer.alloc(0));
+          if (first) this.hooks.onAlarmChange?.('raised', m);
         }
         return [m];
       }
@@ -364,6 +389,7 @@ export class Applier {
         if (!m) return [];
         this.alarms.delete(k);
         tw.auxDelete('alarm', Buffer.from(k));
+        if (!this.hasAlarm(a.alarm)) this.hooks.onAlarmChange?.('disarmed', m);
         return [m];
       }
     }

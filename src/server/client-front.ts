@@ -590,6 +590,14 @@ function sendText(res: http.ServerResponse, status: number, body: string, header
   res.end(body);
 }
 
+/** A /health that always answers healthy, in etcd 3.4.23's format (Go sniffs the JSON body as text/plain). */
+const healthyRoute: HttpRoute = (req, res) => {
+  if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n', { Allow: 'GET' });
+  const body = '{"health":"true"}';
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+};
+
 function getJson(body: () => unknown): HttpRoute {
   return (req, res) => {
     // Mirrors etcd's allowMethod(w, r, "GET") in etcdhttp: other methods get 405 with an Allow header.
@@ -601,12 +609,12 @@ function getJson(body: () => unknown): HttpRoute {
 }
 
 /**
- * etcd's HTTP endpoints as far as we serve them. A stub for now: /health reports healthy without etcd's checks
- * (leader, alarms, a linearizable read), /version reports our versions (etcd etcdhttp/version.go).
+ * etcd's HTTP endpoints as far as we serve them: /health (the member's checks, maintenance/health.ts; without
+ * a member, always healthy in etcd 3.4's format) and /version, our versions (etcd etcdhttp/version.go).
  */
-export function etcdHttpRoutes(): Map<string, HttpRoute> {
+export function etcdHttpRoutes(o: { health?: HttpRoute } = {}): Map<string, HttpRoute> {
   return new Map([
-    ['/health', getJson(() => ({ health: 'true', reason: '' }))],
+    ['/health', o.health ?? healthyRoute],
     ['/version', getJson(() => ({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }))],
   ]);
 }

@@ -7,6 +7,7 @@
 
 import net from 'node:net';
 import { DomainError, isDomainError } from '../util/errors';
+import type { MaintenanceTuning } from './maintenance';
 
 /** Transport security for one listener (etcd transport.TLSInfo plus the auto-TLS switch). Empty string = unset. */
 export interface TlsConfig {
@@ -129,8 +130,14 @@ export interface ServerConfig {
   logRotationConfigJson: string;
 
   // Experimental
+  /** Differs from etcd: on by default (maintenance/corrupt.ts). */
   experimentalInitialCorruptCheck: boolean;
+  /** Differs from etcd: 1 min by default (etcd: 0, off); 0 turns the periodic check off. */
   experimentalCorruptCheckTimeMs: number;
+  /** Ours, not etcd's: automatic NOSPACE recovery (maintenance/quota-recovery.ts); on by default. */
+  experimentalAutoQuotaRecovery: boolean;
+  /** Ours: revisions of history the automatic recovery's compaction keeps. */
+  experimentalAutoQuotaRecoveryRetainRevisions: number;
   experimentalCompactHashCheckEnabled: boolean;
   experimentalCompactHashCheckTimeMs: number;
   /** Differs from etcd: on by default (with persistence), so lease TTLs survive a leader change. */
@@ -147,6 +154,9 @@ export interface ServerConfig {
   experimentalTxnModeWriteWithSharedBuffer: boolean;
   experimentalStopGrpcServiceOnDefrag: boolean;
   experimentalBootstrapDefragThresholdMegabytes: number;
+
+  /** Not a flag: maintenance knobs for tests and embedders (an injected clock, recovery timings). */
+  maintenance?: Partial<MaintenanceTuning>;
 
   // Unsafe
   unsafeNoFsync: boolean;
@@ -259,8 +269,10 @@ export function defaultConfig(): ServerConfig {
     enableLogRotation: false,
     logRotationConfigJson: '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}',
 
-    experimentalInitialCorruptCheck: false,
-    experimentalCorruptCheckTimeMs: 0,
+    experimentalInitialCorruptCheck: true,
+    experimentalCorruptCheckTimeMs: 60 * 1000,
+    experimentalAutoQuotaRecovery: true,
+    experimentalAutoQuotaRecoveryRetainRevisions: 1000,
     experimentalCompactHashCheckEnabled: false,
     experimentalCompactHashCheckTimeMs: 60 * 1000,
     experimentalEnableLeaseCheckpoint: true,

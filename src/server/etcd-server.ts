@@ -64,6 +64,8 @@ import { resolveTls, type TlsMaterial } from './tls';
 import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
 import { Snapshotter, fsyncDir, type SnapMarker } from './snap';
+import { failpoint } from '../util/failpoints';
+import { Maintenance, compactionPacing, type MaintenanceConfig } from './maintenance';
 
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -72,9 +74,6 @@ const LEASE_REVOKE_PER_ROUND = 500;
 const LEASE_CHECK_INTERVAL_MS = 500;
 /** etcd: watchable store's syncWatchersLoop and syncVictimsLoop run every 100 ms. */
 const WATCH_SYNC_INTERVAL_MS = 100;
-const DB_SIZE_REFRESH_MS = 1000;
-/** etcd: DefaultQuotaBytes, used when --quota-backend-bytes is 0. */
-const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 /** etcd: grpcOverheadBytes, added on top of --max-request-bytes for the gRPC receive limit. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** etcd: maxSizePerMsg and maxInflightMsgs (4096 / 8) for the Raft replication window. */
@@ -93,7 +92,7 @@ const DEFAULT_MAX_SNAPSHOTS = 5;
 /** etcd's default --experimental-lease-checkpoint-interval. */
 const DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
 
-export interface EtcdServerConfig {
+export interface EtcdServerConfig extends MaintenanceConfig {
   name: string;
   dataDir: string;
   walDir?: string;
@@ -116,6 +115,8 @@ export interface EtcdServerConfig {
   /** Checkpoint remaining lease TTLs through the log (etcd --experimental-enable-lease-checkpoint; on here). */
   experimentalEnableLeaseCheckpoint?: boolean;
   experimentalLeaseCheckpointIntervalMs?: number;
+  /** Restart as a one-member cluster from this member's data (etcd --force-new-cluster). */
+  forceNewCluster?: boolean;
   /** Applied entries between snapshots (etcd --snapshot-count; 0 = the default). */
   snapshotCount?: number;
   /** Entries kept in the in-memory Raft log behind a snapshot for slow followers (etcd default 5000). */
@@ -136,6 +137,8 @@ interface WalMetadata {
 async function directorySize(dir: string): Promise<number> {
   let total = 0;
   for (const name of await fs.readdir(dir)) {
+    // LevelDB's own text log (LOG, LOG.old) is not data.
+    if (name === 'LOG' || name === 'LOG.old') continue;
     try {
       total += (await fs.stat(path.join(dir, name))).size;
     } catch {
@@ -168,6 +171,40 @@ async function fetchClusterFromPeers(
     }
   }
   throw new Error(`cannot fetch cluster info from peer urls: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+}
+
+/**
+ * etcd restartAsStandaloneNode (--force-new-cluster): drop the uncommitted tail of the log, then append, already
+ * committed, one RemoveNode entry for every other member known at the commit index (the backend's membership plus
+ * the conf changes after its applied index). Applying them leaves this member the only voter, with every write that
+ * was committed before.
+ */
+function forceNewClusterLog(
+  log: { marker: SnapMarker | null; hardState: HardState; entries: Entry[] },
+  cluster: RaftCluster,
+  self: bigint,
+  applied: number,
+): { hardState: HardState; entries: Entry[]; appended: Entry[]; removed: bigint[] } {
+  const commit = Math.max(log.hardState.commit, log.marker?.index ?? 0);
+  const entries = log.entries.filter((e) => e.index <= commit);
+  const ids = new Set(cluster.members.keys());
+  for (const e of entries) {
+    if (e.index <= applied || e.type !== EntryType.ConfChange) continue;
+    const cc = decodeConfChange(e.data);
+    if (cc.type === ConfChangeType.RemoveNode) ids.delete(cc.nodeId);
+    else if (cc.type === ConfChangeType.AddNode || cc.type === ConfChangeType.AddLearnerNode) ids.add(cc.nodeId);
+  }
+  const term = log.hardState.term;
+  let index = entries.length > 0 ? entries[entries.length - 1]!.index : commit;
+  const removed = [...ids].filter((id) => id !== self).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const appended: Entry[] = removed.map((id) => ({
+    term,
+    index: ++index,
+    type: EntryType.ConfChange,
+    data: encodeConfChange({ id: 0n, type: ConfChangeType.RemoveNode, nodeId: id, context: Buffer.alloc(0) }),
+  }));
+  const hardState = { term, vote: log.hardState.vote, commit: index };
+  return { hardState, entries: [...entries, ...appended], appended, removed };
 }
 
 /**
@@ -239,6 +276,10 @@ export class EtcdServer {
   readonly ready = deferred<void>();
   /** Resolves when the server stopped by itself (e.g. it was removed from the cluster). */
   readonly done = deferred<string>();
+  /** Auto-compaction, quota and NOSPACE recovery, defragmentation, corruption checks, health (maintenance/). */
+  readonly maintenance: Maintenance;
+  /** Resolves once start() has finished and the node loop runs (a self-stop waits for it). */
+  private readonly running = deferred<void>();
 
   private readonly raft: RawNode;
   private readonly storage: MemoryStorage;
@@ -248,7 +289,7 @@ export class EtcdServer {
   private readonly idGen: IdGenerator;
   private readonly waiters = new Map<number, Deferred<ApplyResult>>();
   private readonly confWaiters = new Map<string, Deferred<void>>();
-  private readonly requestTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   private stopped = false;
   private readonly stopSignal = deferred<void>();
   private wake: Deferred<void> | null = null;
@@ -273,8 +314,6 @@ export class EtcdServer {
   private watchSyncing = false;
   private watchSyncAgain = false;
   private readonly watchSyncListeners: Array<() => void> = [];
-  // The backend size, refreshed in the background so the quota check costs nothing per request.
-  private dbSizeBytes = 0;
   private leaseCheckpointTimer: NodeJS.Timeout | undefined;
   // Snapshots (etcd triggerSnapshot / createMergedSnapshotMessage / applySnapshot).
   private readonly snapshotter: Snapshotter;
@@ -330,7 +369,26 @@ export class EtcdServer {
         this.logCapabilities();
       },
       onMemberAttributes: (tw, id, name, clientUrls) => this.cluster.setAttributes(tw, id, name, clientUrls),
+      onAlarmChange: (change, m) => this.logger.warn({ alarm: ['NONE', 'NOSPACE', 'CORRUPT'][m.alarm] ?? m.alarm, from: idToHex(BigInt(m.memberID)) }, change === 'raised' ? 'alarm raised' : 'alarm disarmed'),
     });
+    this.maintenance = new Maintenance(
+      {
+        memberId: this.memberId,
+        name: cfg.name,
+        logger,
+        store: this.store,
+        applier: this.applier,
+        cluster: this.cluster,
+        requestTimeoutMs: this.requestTimeoutMs,
+        clientTls: parts.clientTls,
+        measureDbSize: () => this.store.dbSize(),
+        isLeader: () => this.isLeader,
+        leader: () => this.leader(),
+        propose: (body) => this.propose(body),
+        linearizableReadNotify: () => this.linearizableReadNotify(),
+      },
+      cfg,
+    );
     if (cfg.listenPeerUrls && cfg.listenPeerUrls.length > 0) {
       this.transport = new PeerTransport({
         memberId: this.memberId,
@@ -461,6 +519,7 @@ export class EtcdServer {
         }
       },
       sizer: () => directorySize(dbDir),
+      ...compactionPacing(cfg),
     });
     // A crash fell between persisting a snapshot received from the leader and installing its database: install
     // it now (etcd recoverSnapshotBackend).
@@ -483,6 +542,15 @@ export class EtcdServer {
       throw new Error(`the member has been permanently removed from the cluster (member ${idToHex(memberId)}); start it with a new data dir and add it again`);
     }
     for (const m of cluster.members.values()) if (m.id !== memberId) bootstrapPeers.set(m.id, m.peerUrls);
+    if (cfg.forceNewCluster && restarted) {
+      const forced = forceNewClusterLog(restarted, cluster, memberId, store.consistentIndex());
+      await wal.save(forced.hardState, forced.appended);
+      restarted = { ...restarted, hardState: forced.hardState, entries: forced.entries };
+      logger.warn(
+        { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId), 'commit-index': forced.hardState.commit, 'removed-member-ids': forced.removed.map(idToHex) },
+        'forcing restart member (--force-new-cluster): the other members are removed from the configuration',
+      );
+    }
     const applied = store.consistentIndex();
     const voters = bootstrapVoters ?? cluster.votingMembers().map((m) => m.id);
     const learners = bootstrapVoters ? [] : [...cluster.members.values()].filter((m) => m.isLearner).map((m) => m.id);
@@ -545,12 +613,15 @@ export class EtcdServer {
     });
     for (const [k] of await store.auxGetAll('alarm')) srv.applier.restoreAlarm(k.toString());
     for (const [k, v] of await store.auxGetAll('meta')) if (k.toString() === 'clusterVersion') srv.clusterVersion = v.toString();
+    // A member restarting from its data compares its store with its peers' before it joins (etcd CheckInitialHashKV).
+    if (bootstrapVoters === undefined) await srv.maintenance.initialCheck().catch(async (err) => (await srv.close(), Promise.reject(err)));
     if (srv.transport) await srv.transport.start();
     srv.run(voters.length === 1 && voters[0] === memberId);
     return srv;
   }
 
   private run(singleVoter: boolean): void {
+    this.running.resolve();
     // A single voter campaigns on its first tick instead of waiting a full election timeout (etcd advances
     // the ticks of a member that has no peers to hear from).
     if (singleVoter) this.raft.advanceTicksForElection();
@@ -561,9 +632,8 @@ export class EtcdServer {
       }, this.cfg.heartbeatIntervalMs),
       setInterval(() => this.revokeExpiredLeases(), LEASE_CHECK_INTERVAL_MS),
       setInterval(() => this.kickWatchSync(), WATCH_SYNC_INTERVAL_MS),
-      setInterval(() => void this.refreshDbSize(), DB_SIZE_REFRESH_MS),
     );
-    void this.refreshDbSize();
+    this.maintenance.start();
     this.loopDone = this.loop().catch((err) => this.fatal(err, 'raft node loop failed'));
   }
 
@@ -609,15 +679,35 @@ export class EtcdServer {
       this.wakePending = false;
       const rd = this.raft.ready();
       if (rd.softState) this.onSoftState(rd);
-      if (this.isLeader) this.sendMessages(rd.messages);
+      if (this.isLeader && rd.messages.length > 0) {
+        const fp = failpoint('raftBeforeLeaderSend');
+        if (fp) await fp;
+        this.sendMessages(rd.messages);
+      }
       // A snapshot from the leader: its marker and WAL record first (etcd SaveSnap before Save), so that the WAL
       // replays from it; the database was saved when it arrived, and is installed by the apply worker in order.
-      if (rd.snapshot) await this.persistSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
-      if (rd.hardState || rd.entries.length > 0) await this.wal.save(rd.hardState ?? null, rd.entries);
+      if (rd.snapshot) {
+        const before = failpoint('raftBeforeSaveSnap');
+        if (before) await before;
+        await this.persistSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
+        const after = failpoint('raftAfterSaveSnap');
+        if (after) await after;
+      }
+      if (rd.hardState || rd.entries.length > 0) {
+        const before = failpoint('raftBeforeSave');
+        if (before) await before;
+        await this.wal.save(rd.hardState ?? null, rd.entries);
+        const after = failpoint('raftAfterSave');
+        if (after) await after;
+      }
       if (rd.hardState) this.storage.setHardState(rd.hardState);
       if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
       this.storage.append(rd.entries);
-      if (!this.isLeader) this.sendMessages(rd.messages);
+      if (!this.isLeader && rd.messages.length > 0) {
+        const fp = failpoint('raftBeforeFollowerSend');
+        if (fp) await fp;
+        this.sendMessages(rd.messages);
+      }
       if (rd.snapshot) this.applyQueue.push({ kind: 'snapshot', snapshot: rd.snapshot });
       let confChange = false;
       for (const e of rd.committedEntries) {
@@ -752,12 +842,20 @@ export class EtcdServer {
         this.applyHead = 0;
       }
       if ('kind' in item) {
+        const before = failpoint('raftBeforeApplySnap');
+        if (before) await before;
         await this.installSnapshot(item.snapshot);
+        const after = failpoint('raftAfterApplySnap');
+        if (after) await after;
         continue;
       }
+      const before = failpoint('beforeApply');
+      if (before) await before;
       if (item.type === EntryType.ConfChange) this.applyConfChange(item);
       else await this.applyEntry(item);
       this.applied.trigger(item.index);
+      const after = failpoint('afterApply');
+      if (after) await after;
       if (item.index - this.snapshotIndex > (this.cfg.snapshotCount || DEFAULT_SNAPSHOT_COUNT)) await this.takeSnapshot(item.index);
     }
   }
@@ -798,9 +896,13 @@ export class EtcdServer {
       },
       'triggering snapshot',
     );
+    const before = failpoint('beforeSnapshot');
+    if (before) await before;
     await this.store.forceCommit();
     const term = this.storage.term(index);
     await this.persistSnapshot({ index, term });
+    const after = failpoint('afterSnapshot');
+    if (after) await after;
     this.storage.createSnapshot(index, this.confState);
     this.snapshotIndex = index;
     this.snapshotStats.taken++;
@@ -929,11 +1031,14 @@ export class EtcdServer {
     }
     const req = decodeRequest(e.data);
     const w = this.waiters.get(req.ID);
+    // etcd quotaApplierV3: whether this member's backend had room, judged before the apply.
+    const overQuota = w !== undefined && this.maintenance.overQuota(req);
     try {
       const res = await this.applier.apply(e.index, req);
       if (w) {
         this.waiters.delete(req.ID);
-        w.resolve(res);
+        if (overQuota) void this.maintenance.noSpaceAfterApply().catch((err) => w.reject(err));
+        else w.resolve(res);
       }
     } catch (err) {
       if (!isDomainError(err)) throw err;
@@ -1022,8 +1127,10 @@ export class EtcdServer {
   }
 
   private async stopSelf(reason: string): Promise<void> {
-    // Let the apply that triggered this finish before tearing down.
+    // Let the apply that triggered this finish before tearing down. A peer's refusal ("removed") can arrive
+    // while start() is still reading the backend: closing it then would fail start() on a closed backend.
     await new Promise((r) => setImmediate(r));
+    await this.running.promise;
     await this.close();
     this.done.resolve(reason);
   }
@@ -1176,24 +1283,6 @@ export class EtcdServer {
 
   onWatchSync(listener: () => void): void {
     this.watchSyncListeners.push(listener);
-  }
-
-  // --- quota ---
-
-  private async refreshDbSize(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      this.dbSizeBytes = await this.store.dbSize();
-    } catch (err) {
-      this.logger.warn({ error: String(err) }, 'failed to read backend size');
-    }
-  }
-
-  /** etcd backendQuota.Available, with the size sampled in the background. */
-  quotaExceeded(): boolean {
-    if (this.cfg.quotaBackendBytes < 0) return false;
-    const quota = this.cfg.quotaBackendBytes > 0 ? this.cfg.quotaBackendBytes : DEFAULT_QUOTA_BYTES;
-    return this.dbSizeBytes > quota;
   }
 
   // --- status ---
@@ -1447,6 +1536,7 @@ export class EtcdServer {
     this.nextRead?.reject(stopped);
     for (const task of this.applyTasks.splice(0)) task.fail(stopped);
     this.applied.rejectAll(stopped);
+    await this.maintenance.stop();
     this.ready.reject(stopped);
     this.ready.promise.catch(() => {});
     this.leaderClient.close();

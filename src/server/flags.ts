@@ -225,8 +225,12 @@ const ROWS: Record<string, Row> = {
   'proxy-read-timeout': { kind: 'uint', field: '', section: X, def: '0', help: 'Time (in milliseconds) for a read to timeout.', status: 'accepted' },
 
   // Experimental feature
-  'experimental-initial-corrupt-check': { kind: 'bool', field: 'experimentalInitialCorruptCheck', section: E, def: "'false'", help: 'Enable to check data corruption before serving any client/peer traffic.' },
-  'experimental-corrupt-check-time': { kind: 'duration', field: 'experimentalCorruptCheckTimeMs', section: E, def: "'0s'", help: 'Duration of time between cluster corruption check passes.' },
+  // Differs from etcd: the corruption checks are on by default (etcd: false and 0s).
+  'experimental-initial-corrupt-check': { kind: 'bool', field: 'experimentalInitialCorruptCheck', section: E, def: "'true'", help: 'Enable to check data corruption before serving any client/peer traffic.' },
+  'experimental-corrupt-check-time': { kind: 'duration', field: 'experimentalCorruptCheckTimeMs', section: E, def: "'1m'", help: 'Duration of time between cluster corruption check passes (0s turns the periodic check off).' },
+  // Ours, not etcd's (maintenance/quota-recovery.ts).
+  'experimental-auto-quota-recovery': { kind: 'bool', field: 'experimentalAutoQuotaRecovery', section: E, def: "'true'", help: 'Recover from NOSPACE by itself: compact and defragment as the backend nears its quota, and disarm the NOSPACE alarm once usage is back below 70% of the quota.' },
+  'experimental-auto-quota-recovery-retain-revisions': { kind: 'uint', field: 'experimentalAutoQuotaRecoveryRetainRevisions', section: E, def: "'1000'", help: 'Revisions of history the automatic quota recovery keeps when it compacts.' },
   'experimental-compact-hash-check-enabled': { kind: 'bool', field: 'experimentalCompactHashCheckEnabled', section: E, def: "'false'", help: 'Enable leader to periodically check followers compaction hashes.' },
   'experimental-compact-hash-check-time': { kind: 'duration', field: 'experimentalCompactHashCheckTimeMs', section: E, def: "'1m'", help: 'Duration of time between leader checks followers compaction hashes.' },
   'experimental-enable-v2v3': { kind: 'string', field: 'experimentalEnableV2v3', section: E, def: "''", help: 'Serve v2 requests through the v3 backend under a given prefix. Deprecated and to be decommissioned in v3.6.', status: 'accepted' },

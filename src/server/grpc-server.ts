@@ -15,6 +15,7 @@ import { leaseService } from './v3rpc/lease';
 import { WatchServer } from './v3rpc/watch';
 import { authService, clusterService, maintenanceService } from './v3rpc/maintenance';
 import { electionService, lockService } from './v3rpc/concurrency';
+import { Interceptor } from './v3rpc/interceptor';
 
 export interface GrpcServerOptions {
   maxRequestBytes: number;
@@ -25,7 +26,11 @@ export interface GrpcServerOptions {
   progressNotifyIntervalMs: number;
 }
 
-export function createGrpcServer(srv: EtcdServer, logger: Logger, o: GrpcServerOptions): { server: grpc.Server; watch: WatchServer } {
+export function createGrpcServer(
+  srv: EtcdServer,
+  logger: Logger,
+  o: GrpcServerOptions,
+): { server: grpc.Server; watch: WatchServer; interceptor: Interceptor } {
   const options: grpc.ServerOptions = {
     'grpc.max_receive_message_length': o.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': -1,
@@ -36,15 +41,24 @@ export function createGrpcServer(srv: EtcdServer, logger: Logger, o: GrpcServerO
   const server = new grpc.Server(options);
   const watch = new WatchServer(srv, logger, { maxRequestBytes: o.maxRequestBytes, progressNotifyIntervalMs: o.progressNotifyIntervalMs });
   srv.onWatchSync(() => watch.afterSync());
-  server.addService(serviceDefinition('etcdserverpb.KV'), kvService(srv, logger, o.maxTxnOps));
-  server.addService(serviceDefinition('etcdserverpb.Watch'), watch.service());
-  server.addService(serviceDefinition('etcdserverpb.Lease'), leaseService(srv, logger));
-  server.addService(serviceDefinition('etcdserverpb.Maintenance'), maintenanceService(srv, logger));
-  server.addService(serviceDefinition('etcdserverpb.Cluster'), clusterService(srv, logger));
-  server.addService(serviceDefinition('etcdserverpb.Auth'), authService(srv, logger));
-  server.addService(serviceDefinition('v3electionpb.Election'), electionService(srv, logger));
-  server.addService(serviceDefinition('v3lockpb.Lock'), lockService(srv, logger));
-  return { server, watch };
+  // etcd's interceptors (learner and hasleader checks) sit in front of every service.
+  const interceptor = new Interceptor(
+    { leader: () => srv.leader(), isLearner: () => srv.cluster.members.get(srv.memberId)?.isLearner === true },
+    srv.cfg.electionTimeoutMs,
+  );
+  const add = (name: string, impl: object) => {
+    const def = serviceDefinition(name);
+    server.addService(def, interceptor.wrap(def, impl as Record<string, (...args: any[]) => unknown>));
+  };
+  add('etcdserverpb.KV', kvService(srv, logger, o.maxTxnOps));
+  add('etcdserverpb.Watch', watch.service());
+  add('etcdserverpb.Lease', leaseService(srv, logger));
+  add('etcdserverpb.Maintenance', maintenanceService(srv, logger));
+  add('etcdserverpb.Cluster', clusterService(srv, logger));
+  add('etcdserverpb.Auth', authService(srv, logger));
+  add('v3electionpb.Election', electionService(srv, logger));
+  add('v3lockpb.Lock', lockService(srv, logger));
+  return { server, watch, interceptor };
 }
 
 /** grpc-js address for a client URL: host:port for http(s), unix:path for unix(s). */

@@ -7,6 +7,8 @@ import { parseArgs, UNIMPLEMENTED_FLAGS } from './flags';
 import { createDefaultLogger, createLogger, type Logger } from './logger';
 import { parseGoDurationMs, splitHostPort } from './config';
 import { startMember } from './member';
+import { startFailpointHttp } from './failpoints-http';
+import { listFailpoints } from '../util/failpoints';
 
 /** Writes synchronously, so nothing is lost to process.exit(). */
 function writeOut(fd: 1 | 2, text: string | undefined): void {
@@ -49,6 +51,10 @@ export async function runEtcd(argv: string[]): Promise<void> {
     if (UNIMPLEMENTED_FLAGS.includes(name)) logger.debug({ flag: name }, 'flag accepted but not implemented by this server; ignoring');
   }
 
+  if (process.env.GOFAIL_HTTP) startFailpointHttp(process.env.GOFAIL_HTTP, logger);
+  const enabled = listFailpoints();
+  if (enabled.size > 0) logger.warn({ failpoints: Object.fromEntries(enabled) }, 'failpoints enabled (GOFAIL_FAILPOINTS)');
+
   let member: Awaited<ReturnType<typeof startMember>>;
   try {
     member = await startMember(config, { logger });
@@ -82,6 +88,8 @@ export async function runEtcd(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Removed from the cluster: the member has closed itself; exit as etcd does (osutil.Exit(0) on StopNotify).
+  void member.done.then(() => process.exit(0));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ServerConfig } from './config';
 import { EtcdServer } from './etcd-server';
 import { bind, createGrpcServer, grpcAddress } from './grpc-server';
-import { ClientFront, etcdHttpRoutes, httpRouter } from './client-front';
+import { ClientFront, etcdHttpRoutes, httpRouter, type HttpRoute } from './client-front';
 import { grpcServerCredentials, resolveTls } from './tls';
 import { idToHex } from './membership';
 import { assert } from '../util/assert';
@@ -24,6 +24,11 @@ export interface Member {
   memberId: string;
   clusterId: string;
   server: EtcdServer;
+  /**
+   * Resolves with the reason once the member stopped by itself and closed (etcd StopNotify): it was removed
+   * from the cluster. bin/etcd then exits, as etcd does.
+   */
+  done: Promise<string>;
   close(): Promise<void>;
 }
 
@@ -32,10 +37,11 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
   const srv = await EtcdServer.start(config, logger);
   let grpcServer: grpc.Server | undefined;
   let front: ClientFront | undefined;
+  const healthRoute = srv.maintenance.healthRoute();
   try {
     // etcd serves clients only once the member has published itself through the log (ReadyNotify).
     await srv.ready.promise;
-    const { server, watch } = createGrpcServer(srv, logger, {
+    const { server, watch, interceptor } = createGrpcServer(srv, logger, {
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
       maxConcurrentStreams: config.maxConcurrentStreams,
@@ -57,7 +63,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
         if (url.protocol === 'https:') url.port = String(port);
         bound = url.toString().replace(/\/$/, '');
       } else {
-        front ??= plaintextFront(server, logger);
+        front ??= plaintextFront(server, logger, healthRoute);
         bound = await front.listen(u);
       }
       clientUrls.push(bound);
@@ -66,15 +72,23 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
     }
     logger.info({}, 'ready to serve client requests');
     let closing: Promise<void> | undefined;
-    return {
+    const member: Member = {
       clientUrls,
       memberId: idToHex(srv.memberId),
       clusterId: idToHex(srv.clusterId),
       server: srv,
+      // The server stops by itself when it learns it was removed; the client side follows (etcd: "server error",
+      // then the listeners close and the process exits).
+      done: srv.done.promise.then(async (reason) => {
+        logger.warn({ reason }, 'data-dir used by this member must be removed');
+        await member.close().catch((err: unknown) => logger.error({ error: String(err) }, 'failed to close etcd server'));
+        return reason;
+      }),
       close() {
         closing ??= (async () => {
           front?.close();
           watch.close();
+          interceptor.close();
           // Streams still open after a grace period (lease keep-alives, observers) are cut.
           await new Promise<void>((res) => {
             const t = setTimeout(() => {
@@ -92,6 +106,7 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
         return closing;
       },
     };
+    return member;
   } catch (err) {
     front?.close();
     grpcServer?.forceShutdown();
@@ -101,14 +116,14 @@ export async function startMember(config: ServerConfig, opts: { logger: Logger }
 }
 
 /** The front for this member's plaintext client URLs, handing gRPC connections to `server`. */
-function plaintextFront(server: grpc.Server, logger: Logger): ClientFront {
+function plaintextFront(server: grpc.Server, logger: Logger, health: HttpRoute): ClientFront {
   // grpc-js's public connection injector: an HTTP/2 server of its own that listens nowhere and serves the connections
   // we give it, with the server's options and services, closed by tryShutdown/forceShutdown like a bound port.
   assert(typeof server.createConnectionInjector === 'function', 'grpc-js has no Server.createConnectionInjector: the plaintext client front needs @grpc/grpc-js >= 1.14');
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   return new ClientFront({
     serveHttp2: (connection) => injector.injectConnection(connection),
-    serveHttp1: httpRouter(etcdHttpRoutes()),
+    serveHttp1: httpRouter(etcdHttpRoutes({ health })),
     logger,
   });
 }

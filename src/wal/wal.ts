@@ -14,6 +14,7 @@
 // temporary name, fdatasync, rename, fsync of the directory); a save resolves only after the fdatasync covering its
 // bytes; and an old segment is deleted only after the caller has a snapshot covering it (releaseTo's contract).
 
+import { failpoint } from '../util/failpoints';
 import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -491,8 +492,12 @@ export class Wal {
           this.chainCrc = sealFrames(bytes, 0, bytes.length, this.chainCrc);
           await writeFully(this.tail, bytes, this.writeOffset);
           this.writeOffset += bytes.length;
+          const before = failpoint('walBeforeSync');
+          if (before) await before;
           await this.tail.datasync();
           this.syncs++;
+          const after = failpoint('walAfterSync');
+          if (after) await after;
         }
         // A batch with no bytes only waits for the batches before it, which are durable by now.
         this.lastIndexWritten = lastIndexAfter;

@@ -21,7 +21,7 @@ export async function tempDir(prefix = 'tsetcd-test-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-export async function startTestMember(overrides: Partial<ServerConfig> = {}, dataDir?: string): Promise<TestMember> {
+export async function startTestMember(overrides: Partial<ServerConfig> = {}, dataDir?: string, opts: { logger?: pino.Logger } = {}): Promise<TestMember> {
   const dir = dataDir ?? (await tempDir());
   const cfg: ServerConfig = {
     ...defaultConfig(),
@@ -37,7 +37,7 @@ export async function startTestMember(overrides: Partial<ServerConfig> = {}, dat
     electionTimeoutMs: 100,
     ...overrides,
   };
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const m = await startMember(cfg, { logger });
   const endpoint = m.clientUrls[0]!;
   return {

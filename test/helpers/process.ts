@@ -25,8 +25,19 @@ export interface EtcdProcess {
   exited: Promise<number | null>;
 }
 
-export function runEtcd(args: string[], env: NodeJS.ProcessEnv = {}): EtcdProcess {
-  const proc = spawn(process.execPath, [BIN_ETCD, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface RunEtcdOptions {
+  /**
+   * Run inside this network namespace (test/helpers/netns.ts). `ip netns exec` execs the command in place, so
+   * proc.pid is still the server's own PID and kill by PID reaches it.
+   */
+  netns?: string;
+}
+
+export function runEtcd(args: string[], env: NodeJS.ProcessEnv = {}, opts: RunEtcdOptions = {}): EtcdProcess {
+  const [file, argv] = opts.netns
+    ? ['ip', ['netns', 'exec', opts.netns, process.execPath, BIN_ETCD, ...args]]
+    : [process.execPath, [BIN_ETCD, ...args]];
+  const proc = spawn(file, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const listeners: Array<() => void> = [];
   const onData = (d: Buffer) => {

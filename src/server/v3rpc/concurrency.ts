@@ -58,10 +58,11 @@ export function electionService(srv: EtcdServer, logger: Logger) {
     Proclaim: unary(logger, async (req: { leader: LeaderKey | null; value: Buffer }) => {
       if (!req.leader) throw ErrMissingLeaderKey;
       const l = req.leader;
-      await checkQuota(srv);
+      const put = { key: l.key, value: req.value, lease: String(l.lease), prev_kv: false, ignore_value: false, ignore_lease: false };
+      await checkQuota(srv, { put });
       const res = await r.txn({
         compare: [cmpCreate(l.key, num(l.rev))],
-        success: [{ request_put: { key: l.key, value: req.value, lease: String(l.lease), prev_kv: false, ignore_value: false, ignore_lease: false } }],
+        success: [{ request_put: put }],
         failure: [],
       });
       if (!res.succeeded) throw ErrElectionNotLeader;
@@ -137,8 +138,8 @@ class Recipes {
   async acquire(name: Buffer, lease: bigint, value: Buffer, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<{ key: Buffer; rev: number; header: ResponseHeader }> {
     const pfx = prefixOf(name);
     const key = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
-    await checkQuota(this.srv);
     const put: RequestOp = { request_put: { key, value, lease: lease.toString(), prev_kv: false, ignore_value: false, ignore_lease: false } };
+    await checkQuota(this.srv, { put: put.request_put! });
     const res = await this.txn({ compare: [cmpCreate(key, 0)], success: [put], failure: [{ request_range: rangeReq(key) }] });
     let rev = num(res.header.revision);
     if (!res.succeeded) {

@@ -1,5 +1,6 @@
 // etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact. Validation follows etcd v3rpc/key.go in its check
-// order (which error wins matters to clients); the quota check follows v3rpc/quota.go.
+// order (which error wins matters to clients); the quota check follows v3rpc/quota.go (maintenance/quota.ts), and
+// while NOSPACE is active the applier refuses what adds data (Applier.alarmGate), as etcd's capped applier does.
 
 import type { Logger } from 'pino';
 import * as rpc from '../../api/rpctypes';
@@ -13,6 +14,7 @@ import type {
 } from '../../api/types';
 import type { EtcdServer } from '../etcd-server';
 import { unary } from './util';
+import type { QuotaRequest } from '../maintenance/quota';
 
 export function kvService(srv: EtcdServer, logger: Logger, maxTxnOps: number) {
   return {
@@ -22,8 +24,9 @@ export function kvService(srv: EtcdServer, logger: Logger, maxTxnOps: number) {
       return srv.applier.range(srv.store, r);
     }),
     Put: unary(logger, async (r: PutRequest) => {
+      // etcd's quotaKVServer wraps the KV server: the quota is checked before the request is validated.
+      if (!(await srv.maintenance.checkQuota({ put: r }))) throw rpc.ErrGRPCNoSpace;
       checkPutRequest(r);
-      await checkQuota(srv);
       const res = await srv.propose({ put: r });
       if (res.kind !== 'put') throw new Error('unexpected apply result for put');
       return res.resp;
@@ -35,6 +38,7 @@ export function kvService(srv: EtcdServer, logger: Logger, maxTxnOps: number) {
       return res.resp;
     }),
     Txn: unary(logger, async (r: TxnRequest) => {
+      if (!(await srv.maintenance.checkQuota({ txn: r }))) throw rpc.ErrGRPCNoSpace;
       checkTxnRequest(r, maxTxnOps);
       // Check forbidden put/delete overlaps after checking the request, to avoid quadratic blowup (etcd).
       checkIntervals(r.success);
@@ -43,7 +47,6 @@ export function kvService(srv: EtcdServer, logger: Logger, maxTxnOps: number) {
         if (!isTxnSerializable(r)) await srv.linearizableReadNotify();
         return srv.applier.readOnlyTxn(r);
       }
-      if (txnHasPut(r)) await checkQuota(srv);
       const res = await srv.propose({ txn: r });
       if (res.kind !== 'txn') throw new Error('unexpected apply result for txn');
       return res.resp;
@@ -57,13 +60,9 @@ export function kvService(srv: EtcdServer, logger: Logger, maxTxnOps: number) {
   };
 }
 
-/** Mirrors etcd v3rpc/quota.go: while NOSPACE is raised, requests that add data are refused. */
-export async function checkQuota(srv: EtcdServer): Promise<void> {
-  if (srv.applier.hasAlarm(1 /* NOSPACE */)) throw rpc.ErrGRPCNoSpace;
-  if (srv.quotaExceeded()) {
-    await srv.propose({ alarm: { action: 1, memberID: srv.memberId.toString(), alarm: 1 } }).catch(() => {});
-    throw rpc.ErrGRPCNoSpace;
-  }
+/** etcd quotaAlarmer.check for requests made on a client's behalf (election, lock): ErrGRPCNoSpace when over quota. */
+export async function checkQuota(srv: EtcdServer, r: QuotaRequest): Promise<void> {
+  if (!(await srv.maintenance.checkQuota(r))) throw rpc.ErrGRPCNoSpace;
 }
 
 function checkRangeRequest(r: RangeRequest): void {
@@ -175,9 +174,4 @@ function isTxnSerializable(r: TxnRequest): boolean {
   const ser = (ops: RequestOp[]): boolean =>
     ops.every((u) => (u.request_range ? u.request_range.serializable : u.request_txn ? isTxnSerializable(u.request_txn) : true));
   return ser(r.success) && ser(r.failure);
-}
-
-function txnHasPut(r: TxnRequest): boolean {
-  const has = (ops: RequestOp[]): boolean => ops.some((u) => !!u.request_put || (!!u.request_txn && txnHasPut(u.request_txn)));
-  return has(r.success) || has(r.failure);
 }

@@ -12,7 +12,8 @@ import * as rpc from '../../api/rpctypes';
 export function leaseService(srv: EtcdServer, logger: Logger) {
   return {
     LeaseGrant: unary(logger, async (r: LeaseGrantRequest) => {
-      if (srv.applier.hasAlarm(1 /* NOSPACE */)) throw rpc.ErrGRPCNoSpace;
+      // etcd quotaLeaseServer: the quota first; while NOSPACE is active the applier refuses the grant.
+      if (!(await srv.maintenance.checkQuota({ lease_grant: r }))) throw rpc.ErrGRPCNoSpace;
       let id = big(r.ID);
       // No ID given: choose one (etcd uses its request ID generator, positive IDs only).
       while (id === 0n) id = srv.nextLeaseId();

@@ -9,8 +9,7 @@ import { num } from '../apply';
 import { unary } from './util';
 import { toGrpcError } from './errors';
 import * as rpc from '../../api/rpctypes';
-
-const ALARM_NAMES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
+import { ALARM_NAMES } from '../maintenance/health';
 
 export function maintenanceService(srv: EtcdServer, logger: Logger) {
   return {
@@ -39,7 +38,8 @@ export function maintenanceService(srv: EtcdServer, logger: Logger) {
       };
     }),
     Defragment: unary(logger, async () => {
-      await srv.store.defrag();
+      // Reads and writes on this member go on during the defragmentation (maintenance/index.ts).
+      await srv.maintenance.defrag();
       return { header: srv.header(0) };
     }),
     Hash: unary(logger, async () => {
