@@ -259,6 +259,8 @@ interface ClassicLevelExtras {
 export interface BackendLogger {
   info(o: object, m: string): void;
   warn(o: object, m: string): void;
+  /** Optional: a failed write is logged here when present (pino has it), else through warn. */
+  error?(o: object, m: string): void;
 }
 
 export class Backend {
@@ -451,7 +453,14 @@ export class Backend {
     // reconciled. Fail every waiter, refuse further writes, and rethrow outside any promise so the host ends.
     this.failure = err;
     this.inflight = false;
-    this.logger.warn({ err }, 'mvcc backend batch write failed; the store is unusable');
+    const log = (o: object, m: string): void => (this.logger.error ? this.logger.error(o, m) : this.logger.warn(o, m));
+    if (/no space left on device/i.test(err instanceof Error ? err.message : String(err))) {
+      // The operator's fix is to free space and restart: LevelDB recovers its own log, and the WAL re-applies the
+      // entries the backend is missing.
+      log({ err, hint: 'free space on this volume and restart the member' }, 'mvcc backend: no space left on device (ENOSPC); the store is unusable');
+    } else {
+      log({ err }, 'mvcc backend batch write failed; the store is unusable');
+    }
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(err);

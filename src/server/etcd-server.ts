@@ -586,7 +586,14 @@ export class EtcdServer {
       storage.setHardState(hs);
       storage.append(restarted.entries);
     }
-    assert(applied <= storage.lastIndex(), `backend applied index ${applied} is beyond the WAL (last index ${storage.lastIndex()}): the WAL lost entries`);
+    if (applied > storage.lastIndex()) {
+      // Records were lost from the end of the WAL (zeroed or cut off after they were synced): it would look like the
+      // end of the log, but the backend applied more. Starting would serve fewer entries than were acknowledged.
+      const end = wal.tailPosition;
+      await store.close();
+      await wal.close();
+      throw new Error(`wal: the WAL ends at index ${storage.lastIndex()} (records end in ${end.path} at offset ${end.offset}) but the backend applied index ${applied}: entries were lost from the WAL; refusing to start`);
+    }
     const electionTick = Math.max(2, Math.floor(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs));
     const raft = new RawNode({
       id: memberId,

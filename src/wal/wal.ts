@@ -179,6 +179,14 @@ export class Wal {
     return this.syncs;
   }
 
+  /**
+   * Where the next record will be written: the last segment and the offset just past its last valid record. After
+   * open() this is where replay found the end of the records, which an error about missing entries should name.
+   */
+  get tailPosition(): { path: string; offset: number } {
+    return { path: this.tailSegment().path, offset: this.writeOffset };
+  }
+
   /** Whether `dir` holds a WAL: at least one segment file. A missing directory is not an error. */
   static async exists(dir: string): Promise<boolean> {
     let names: string[];
@@ -511,7 +519,16 @@ export class Wal {
       ? err
       : new DomainError(ErrWalIo, `wal: writing ${tailPath} failed: ${errorMessage(err)}`, { cause: err });
     this.failure = failure;
-    this.logger.error({ path: tailPath, err: errorMessage(err) }, 'wal: write failed; the WAL is unusable');
+    if (isNoSpace(err)) {
+      // The common operational case gets its own line: the operator's fix is to free space, not to repair the WAL
+      // (what was written before stays valid; a record cut short at the tail is truncated at the next open).
+      this.logger.error(
+        { path: tailPath, err: errorMessage(err), hint: 'free space on this volume and restart the member' },
+        'wal: no space left on device (ENOSPC); the WAL is unusable',
+      );
+    } else {
+      this.logger.error({ path: tailPath, err: errorMessage(err) }, 'wal: write failed; the WAL is unusable');
+    }
     const waiters = [...(batch?.waiters ?? []), ...this.pending.waiters];
     this.pending = emptyBatch();
     for (const waiter of waiters) waiter.reject(failure);
@@ -842,6 +859,15 @@ async function fsyncDir(dir: string): Promise<void> {
 
 function isErrnoCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/** Whether `err` (or its cause) is the file system's "no space left on device" (or quota exceeded). */
+export function isNoSpace(err: unknown): boolean {
+  for (let e = err, depth = 0; e !== null && e !== undefined && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isErrnoCode(e, 'ENOSPC') || isErrnoCode(e, 'EDQUOT')) return true;
+    if (e instanceof Error && /no space left on device/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 function errorMessage(err: unknown): string {
