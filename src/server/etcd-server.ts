@@ -243,7 +243,11 @@ async function swapInSnapshotDatabase(store: MvccStore, lessor: Lessor, snapshot
   try {
     await fs.access(received);
   } catch {
-    throw new Error(`the database of snapshot ${index} is missing (${received}); the backend cannot catch up with the WAL: rebuild this member (remove it, delete its data dir, add it again)`);
+    throw new Error(
+      `the backend ${dbDir} holds applied index ${store.consistentIndex()}, behind the snapshot at ${index} that the WAL replays from, ` +
+        `and no received snapshot database ${received} exists: the backend was lost or damaged; ` +
+        `rebuild this member (remove it, delete its data dir, add it again)`,
+    );
   }
   const aside = `${dbDir}.old`;
   await store.replaceDatabase(async () => {
