@@ -46,3 +46,29 @@ t.test('kill -9 two of three under load, restart them with their volumes', async
   const statuses = await Promise.all([0, 1, 2].map((i) => c.status(i)));
   t.equal(new Set(statuses.map((s) => s.leader)).size, 1, 'every member names the same leader');
 });
+
+t.test('--force-new-cluster: one surviving volume becomes a one-member cluster (real processes)', async (t) => {
+  const c = await ProcessCluster.start(t, { prefix: 'tsetcd-force-' });
+  const load = new WriteLoad(() => c.endpoints, new RevisionMonitor(), { writers: 6 }).start();
+  t.teardown(() => load.stop());
+  await waitForProgress(load, 300, 'before losing the cluster');
+  await load.stop();
+  // Every member has applied everything (the survivor's volume holds every committed write), then all die.
+  const rev = (await c.rangePrefix(0, load.prefix)).rev;
+  for (const i of [1, 2]) await c.rangePrefix(i, load.prefix);
+  await c.killMany([0, 1, 2]);
+  t.comment(`all three killed at revision ${rev}; only ${c.names[0]}'s volume is used again`);
+
+  c.spawn(0, 'existing', { extraArgs: ['--force-new-cluster'] });
+  await c.waitReady(0);
+  t.match(c.output(0), 'forcing restart member', 'the member logs the forced restart');
+  const cl = rawClient(c.endpoints[0]!, 'etcdserverpb', 'Cluster');
+  const list = await callWithDeadline(cl, 'MemberList', {});
+  cl.close();
+  t.equal(list.members.length, 1, 'a one-member cluster');
+  await checkAcked(t, c, load, 'after --force-new-cluster');
+  const kv = rawClient(c.endpoints[0]!, 'etcdserverpb', 'KV');
+  const put = await callWithDeadline(kv, 'Put', { key: Buffer.from('force/after'), value: Buffer.from('x') });
+  kv.close();
+  t.ok(Number(put.header.revision) > rev, 'it takes writes, at revisions after the old ones');
+});
