@@ -1425,6 +1425,9 @@ export class EtcdServer {
       if (!lead) throw serverError(ErrNoLeader, 'etcdserver: no leader');
       // A gRPC error from the leader reaches our client unchanged (v3rpc/errors.ts passes statuses through).
       await this.leaderClient.unary(lead.clientUrls, 'cluster', 'MemberPromote', { ID: id.toString() }, this.requestTimeoutMs);
+      // Answer with the membership after the promotion, as etcd does with the leader's: catch up with the leader's
+      // commit index (which includes the applied promotion) before reading our own.
+      await this.linearizableReadNotify();
       return;
     }
     const m = this.cluster.members.get(id);

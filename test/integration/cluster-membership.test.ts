@@ -122,7 +122,13 @@ t.test('learner added with etcdctl, caught up, promoted; move-leader to every me
   t.match(promote.stdout, new RegExp(`Member\\s+${learnerId} promoted in cluster`), 'member promote');
   const all = [...voters, clientUrl];
   const names = [...cluster.names, 'd'];
-  t.equal((await statusOf(clientUrl)).isLearner, false, 'Status no longer says learner');
+  // The promoted member learns of its promotion when it applies it, a moment after the leader did.
+  let stillLearner = true;
+  for (const deadline = Date.now() + 10000; stillLearner && Date.now() < deadline; ) {
+    stillLearner = (await statusOf(clientUrl)).isLearner;
+    if (stillLearner) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(stillLearner, false, 'Status no longer says learner');
   const linAfter = await etcdctlRetry([clientUrl], /not supported for learner/, ['get', '--print-value-only', 'key/19']);
   t.equal(linAfter.stdout, 'value-19\n', 'the promoted member serves linearizable reads');
   t.equal((await etcdctl([clientUrl], 'put', 'from-d', 'x')).code, 0, 'and writes');
