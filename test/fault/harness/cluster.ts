@@ -252,9 +252,16 @@ export class FaultCluster {
     });
   }
 
-  /** Kill everything still running (paused ones too), then remove the namespaces. Safe to call twice. */
-  async destroy(): Promise<void> {
-    clusters.delete(this);
+  private destroying: Promise<void> | undefined;
+
+  /** Kill everything still running (paused ones too), then remove the namespaces. Safe to call twice, and
+   * concurrently (a SIGINT handler and the run's finally block both wait for the same teardown). */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown().finally(() => clusters.delete(this));
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
     const running = this.procs.filter((p): p is EtcdProcess => p !== undefined);
     for (const p of running) {
       p.proc.kill('SIGCONT');
