@@ -11,6 +11,8 @@
 // - A write whose outcome is unknown (timeout, connection lost, leader changed, ...) is *indeterminate*:
 //   `ret = Infinity` and `output = undefined`. It may have taken effect at any time after its call, or never.
 //   A failed read is simply dropped: it has no effect.
+// - An operation may have an output *and* ret = Infinity: a write whose result is known from elsewhere (patch.ts
+//   sets the revision of an indeterminate put found in the committed history) but whose return is not.
 // - Outputs hold what the server answered, including the header revision. A definite domain error the server
 //   returned (ErrCompacted, ErrFutureRev, lease not found) is an output too: `{ error: ... }`.
 //
@@ -187,7 +189,6 @@ export function prepareHistory(ops: readonly Operation[]): Operation[] {
       out.push(op.ret === Infinity ? op : { ...op, ret: Infinity });
       continue;
     }
-    if (op.ret === Infinity) throw new Error(`operation of client ${op.client} has an output but ret = Infinity`);
     if (op.ret < op.call) throw new Error(`operation of client ${op.client} returns (${op.ret}) before its call (${op.call})`);
     out.push(op);
   }

@@ -158,50 +158,49 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
       resolved[i] = r;
       return;
     }
-    if (isWriteInput(input)) {
-      const w = modelWriteAt(input, r);
-      if (w && outputMatches(input, w.output, out)) {
-        const committed = replay.eventsAt(r).map((e): CommittedEvent => (e.type === 'put' ? { type: 'put', key: e.key, value: e.kv!.value, lease: e.kv!.lease } : { type: 'delete', key: e.key }));
-        if (sameEvents(w.events, committed)) {
-          const prevOwner = owner.get(r);
-          if (prevOwner !== undefined) {
-            violations.push({ kind: 'duplicate-write', op: i, revision: r, message: `${describe(i)} and ${describe(prevOwner)} both claim revision ${r}` });
-          }
-          owner.set(r, i);
-          resolved[i] = r;
-          wrote[i] = true;
-          return;
-        }
-        const elsewhere = w.events.filter((e) => e.type === 'put').map((e) => replay.valueRevisions.get(e.value!)?.filter((x) => x !== r) ?? []).flat();
-        violations.push({
-          kind: elsewhere.length ? 'duplicate-write' : 'lost-write',
-          op: i,
-          revision: r,
-          message: `${describe(i)}: revision ${r} holds ${describeEvents(committed)}, expected ${describeEvents(w.events)}` +
-            (elsewhere.length ? ` (its value is committed at revision ${elsewhere.join(', ')})` : ''),
-        });
-        resolved[i] = r;
-        wrote[i] = true;
-        return;
+    // Either it wrote at r (the model, applied at r-1, writes exactly what revision r holds), or it did not
+    // write and its answer matches the state at r.
+    const w = isWriteInput(input) ? modelWriteAt(input, r) : undefined;
+    const committedAtR = (): CommittedEvent[] => replay.eventsAt(r).map((e): CommittedEvent => (e.type === 'put' ? { type: 'put', key: e.key, value: e.kv!.value, lease: e.kv!.lease } : { type: 'delete', key: e.key }));
+    const writeFits = w !== undefined && outputMatches(input, w.output, out);
+    if (writeFits && sameEvents(w.events, committedAtR())) {
+      const prevOwner = owner.get(r);
+      if (prevOwner !== undefined) {
+        violations.push({ kind: 'duplicate-write', op: i, revision: r, message: `${describe(i)} and ${describe(prevOwner)} both claim revision ${r}` });
       }
+      owner.set(r, i);
+      resolved[i] = r;
+      wrote[i] = true;
+      return;
     }
-    // As a request that did not write: its answer must match the state at its header revision.
     const st = replay.snapshot(r, relevantKeys(input));
     const m = apply(st, input);
-    if (m.state === st && outputMatches(input, m.output, out)) {
+    if (m.state.revision === st.revision && outputMatches(input, m.output, out)) {
       resolved[i] = r;
       return;
     }
-    const asWrite = isWriteInput(input) ? modelWriteAt(input, r) : undefined;
+    resolved[i] = r;
+    if (writeFits) {
+      const committed = committedAtR();
+      const elsewhere = w.events.filter((e) => e.type === 'put').map((e) => replay.valueRevisions.get(e.value!)?.filter((x) => x !== r) ?? []).flat();
+      violations.push({
+        kind: elsewhere.length ? 'duplicate-write' : 'lost-write',
+        op: i,
+        revision: r,
+        message: `${describe(i)}: revision ${r} holds ${describeEvents(committed)}, expected ${describeEvents(w.events)}` +
+          (elsewhere.length ? ` (its value is committed at revision ${elsewhere.join(', ')})` : ''),
+      });
+      wrote[i] = true;
+      return;
+    }
     violations.push({
       kind: isWriteInput(input) ? 'write-mismatch' : 'read-mismatch',
       op: i,
       revision: r,
       message: `${describe(i)}: at revision ${r} the committed history gives ${describeOutput(m.output)}` +
-        (asWrite ? `; as a write at ${r} it would give ${describeOutput(asWrite.output)}` : '') + ` (state ${st.describe()})`,
+        (w ? `; as a write at ${r} it would give ${describeOutput(w.output)}` : '') + ` (state ${st.describe()})`,
     });
-    resolved[i] = r;
-    wrote[i] = isWriteInput(input) && m.state !== st;
+    wrote[i] = m.state.revision !== st.revision;
   });
 
   // 2: every committed revision belongs to one issued request.

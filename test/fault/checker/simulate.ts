@@ -200,11 +200,11 @@ export function watchLog(replay: Replay, request: WatchRequest, opts: { rng: Rng
         });
       }
     }
-    if (request.progressNotify && opts.rng.chance(0.1)) {
+    if (request.progressNotify && rev >= from - 1 && opts.rng.chance(0.1)) {
       responses.push({ revision: rev, events: [] });
       batch = undefined;
     }
   }
-  if (request.progressNotify) responses.push({ revision: upTo, events: [] });
+  if (request.progressNotify && upTo >= from - 1) responses.push({ revision: upTo, events: [] });
   return { member: opts.member, request, responses };
 }
