@@ -30,6 +30,7 @@ import {
   type FinalRead,
   type History,
   type MemberStatus,
+  patchHistory,
   prefixEnd,
   Replay,
   type WatchLog,
@@ -40,7 +41,6 @@ import { Rng } from './rng';
 import { timelineHtml, timelineSvg } from './timeline';
 import { Clock, collectFromRevision1, KEY_PREFIX, KvWorkload, Recorder, toKv, Watcher, type HarnessOp } from './workload';
 import { rawClient } from '../../helpers/member';
-import { patchHistory } from './patch';
 
 export interface RunOptions {
   seed: number;
@@ -345,13 +345,13 @@ async function check(cluster: FaultCluster, history: History, watchLogs: WatchLo
   const watch = timed(() => checkWatches(watchLogs, replay));
   checks.watch = { verdict: watch.value.ok ? 'ok' : 'anomaly', ms: watch.ms, detail: `${watchLogs.length} streams`, problems: watch.value.violations.slice(0, 20).map((v) => `${v.property} (${watchLogs[v.watch]?.name}): ${v.message}`) };
 
-  // The searches run on the history with indeterminate writes resolved from the committed history (patch.ts).
+  // The searches run on the history with indeterminate writes resolved from the committed history (checker/patch.ts).
   const patch = patchHistory(history, replay);
-  checks.patch = { verdict: 'ok', detail: `indeterminate writes: ${patch.dropped} never committed (dropped), ${patch.patched} resolved to their revision, ${patch.left} left open` };
+  checks.patch = { verdict: 'ok', detail: `indeterminate writes: ${patch.dropped} never committed (dropped), ${patch.resolved} resolved to their revision, ${patch.open} left open` };
   const perKey = timed(() => checkPerKey(patch.history, { now: () => performance.now(), deadline: performance.now() + 30_000 }));
   checks.perKeyRegister = { verdict: perKey.value.result === 'ok' ? 'ok' : perKey.value.result === 'illegal' ? 'anomaly' : 'unknown', ms: perKey.ms, detail: perKey.value.key ? `key ${perKey.value.key}` : undefined, problems: perKey.value.explanation ? [perKey.value.explanation] : undefined };
 
-  log(`  checking linearizability of ${patch.history.length} operations, ${patch.left} indeterminate (budget ${short(o.linTimeoutMs ?? 60_000)})`);
+  log(`  checking linearizability of ${patch.history.length} operations, ${patch.open} indeterminate (budget ${short(o.linTimeoutMs ?? 60_000)})`);
   const lin = timed(() => checkLinearizable(patch.history, { now: () => performance.now(), deadline: performance.now() + (o.linTimeoutMs ?? 60_000) }));
   checks.linearizable = {
     verdict: lin.value.result === 'ok' ? 'ok' : lin.value.result === 'illegal' ? 'anomaly' : 'unknown',
