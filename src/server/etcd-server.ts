@@ -1210,6 +1210,10 @@ export class EtcdServer {
   /** Resolves once this member has applied everything committed before the call (ReadIndex). */
   linearizableReadNotify(): Promise<void> {
     if (this.stopped) return Promise.reject(serverError(ErrStopped, 'etcdserver: server stopped'));
+    // TEST ONLY, deliberately unsafe (issue #7): TSETCD_UNSAFE_LOCAL_READS=1 skips ReadIndex, so a linearizable
+    // Range reads this member's local state and a partitioned or lagging member serves stale reads. The fault
+    // harness (test/fault/harness) sets it to prove its checker catches stale reads. Never set it otherwise.
+    if (process.env.TSETCD_UNSAFE_LOCAL_READS === '1') return Promise.resolve();
     if (!this.nextRead) this.nextRead = deferred<void>();
     const p = this.nextRead.promise;
     if (!this.readInFlight) void this.readRound();

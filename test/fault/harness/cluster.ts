@@ -1,0 +1,276 @@
+// The cluster a fault run drives: three real bin/etcd processes, each with its own data dir and log file, each
+// with a GOFAIL_HTTP endpoint so failpoints can be set at run time. With root and iproute2 every member runs in a
+// network namespace of its own (test/helpers/netns.ts), which makes peer partitions possible (blackhole routes);
+// otherwise the members run on loopback with free ports, and the nemeses that need namespaces are unavailable.
+//
+// Every process is started by this module and tracked by PID; destroy() kills what is still running (SIGCONT
+// first, in case it was paused), then removes the namespaces. It never touches a process it did not start.
+
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { createNetns, netnsUnavailable, type NetnsTopology } from '../../helpers/netns';
+import { freePort, runEtcd, type EtcdProcess } from '../../helpers/process';
+import { rawClient } from '../../helpers/member';
+
+const live = new Set<EtcdProcess>();
+process.on('exit', () => {
+  for (const p of live) {
+    try {
+      p.proc.kill('SIGCONT');
+      p.proc.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+
+/** A unary gRPC call with a deadline. */
+export function unary<T = any>(client: any, method: string, req: object, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    client[method](req, { deadline: Date.now() + timeoutMs }, (err: any, res: T) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function portOutsideConformance(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (p < 20000 || p > 30000) return p;
+  }
+}
+
+export interface FaultClusterOptions {
+  root: string;
+  /** Use network namespaces if possible (default true). */
+  netns?: boolean;
+  /** Extra environment for every member (e.g. TSETCD_UNSAFE_LOCAL_READS). */
+  env?: NodeJS.ProcessEnv;
+  extraArgs?: string[];
+  log?: (msg: string) => void;
+}
+
+const clusters = new Set<FaultCluster>();
+
+/** Destroys every cluster not destroyed yet (for a SIGINT handler). */
+export async function destroyAllClusters(): Promise<void> {
+  await Promise.all([...clusters].map((c) => c.destroy()));
+}
+
+export class FaultCluster {
+  readonly names = ['n1', 'n2', 'n3'];
+  readonly procs: Array<EtcdProcess | undefined> = [undefined, undefined, undefined];
+  readonly paused = [false, false, false];
+  readonly starts = [0, 0, 0];
+  memberIds: Array<string | undefined> = [undefined, undefined, undefined];
+  private constructor(
+    readonly root: string,
+    readonly net: NetnsTopology | undefined,
+    /** Why namespaces are not used, if they are not. */
+    readonly netnsWhy: string | undefined,
+    readonly endpoints: string[],
+    readonly peerUrls: string[],
+    readonly gofail: string[],
+    private readonly opts: FaultClusterOptions,
+  ) {}
+
+  static async create(opts: FaultClusterOptions): Promise<FaultCluster> {
+    await fsp.mkdir(path.join(opts.root, 'logs'), { recursive: true });
+    let net: NetnsTopology | undefined;
+    let why: string | undefined = opts.netns === false ? 'disabled (--no-netns)' : await netnsUnavailable();
+    if (!why) {
+      try {
+        net = await createNetns(3);
+      } catch (err) {
+        why = err instanceof Error ? err.message : String(err);
+      }
+    }
+    let endpoints: string[], peerUrls: string[], gofail: string[];
+    if (net) {
+      // Inside its own namespace every member can use the same ports.
+      endpoints = net.addresses.map((a) => `http://${a}:2379`);
+      peerUrls = net.addresses.map((a) => `http://${a}:2380`);
+      gofail = net.addresses.map((a) => `${a}:2381`);
+    } else {
+      const ports: number[] = [];
+      while (ports.length < 9) {
+        const p = await portOutsideConformance();
+        if (!ports.includes(p)) ports.push(p);
+      }
+      endpoints = [0, 1, 2].map((i) => `http://127.0.0.1:${ports[i]}`);
+      peerUrls = [0, 1, 2].map((i) => `http://127.0.0.1:${ports[3 + i]}`);
+      gofail = [0, 1, 2].map((i) => `127.0.0.1:${ports[6 + i]}`);
+    }
+    const c = new FaultCluster(opts.root, net, why, endpoints, peerUrls, gofail, opts);
+    clusters.add(c);
+    return c;
+  }
+
+  get size(): number {
+    return 3;
+  }
+
+  args(i: number, state: 'new' | 'existing'): string[] {
+    const initialCluster = this.names.map((n, j) => `${n}=${this.peerUrls[j]}`).join(',');
+    return [
+      '--name', this.names[i]!, '--data-dir', path.join(this.root, 'data', this.names[i]!),
+      '--listen-client-urls', this.endpoints[i]!, '--advertise-client-urls', this.endpoints[i]!,
+      '--listen-peer-urls', this.peerUrls[i]!, '--initial-advertise-peer-urls', this.peerUrls[i]!,
+      '--initial-cluster', initialCluster, '--initial-cluster-token', 'faults', '--initial-cluster-state', state,
+      // etcd's slowest robustness setting; a 2-core box shared by three members needs it (faults.md §6.2).
+      '--heartbeat-interval', '100', '--election-timeout', '1000',
+      ...(this.opts.extraArgs ?? []),
+    ];
+  }
+
+  logFile(i: number): string {
+    return path.join(this.root, 'logs', `${this.names[i]}.log`);
+  }
+
+  spawn(i: number, state: 'new' | 'existing'): EtcdProcess {
+    if (this.procs[i]) throw new Error(`${this.names[i]} is already running`);
+    this.starts[i]!++;
+    const p = runEtcd(this.args(i, state), { ...this.opts.env, GOFAIL_HTTP: this.gofail[i]! }, { netns: this.net?.namespaces[i] });
+    const log = fs.createWriteStream(this.logFile(i), { flags: 'a' });
+    log.write(`--- start ${this.starts[i]} pid ${p.proc.pid} ${new Date().toISOString()}\n`);
+    p.proc.stdout!.on('data', (d: Buffer) => log.write(d));
+    p.proc.stderr!.on('data', (d: Buffer) => log.write(d));
+    live.add(p);
+    this.procs[i] = p;
+    this.paused[i] = false;
+    void p.exited.then((code) => {
+      live.delete(p);
+      log.end(`--- exit ${code} signal ${p.proc.signalCode}\n`);
+      if (this.procs[i] === p) this.procs[i] = undefined;
+    });
+    return p;
+  }
+
+  async startAll(): Promise<void> {
+    const ps = [0, 1, 2].map((i) => this.spawn(i, 'new'));
+    await Promise.all(ps.map((p) => p.waitFor('ready to serve client requests', 60_000)));
+    await this.learnIds();
+  }
+
+  isUp(i: number): boolean {
+    return this.procs[i] !== undefined;
+  }
+
+  async restart(i: number): Promise<void> {
+    if (this.procs[i]) return;
+    const p = this.spawn(i, 'existing');
+    await p.waitFor('ready to serve client requests', 60_000);
+  }
+
+  async kill(i: number): Promise<void> {
+    const p = this.procs[i];
+    if (!p) return;
+    p.proc.kill('SIGKILL');
+    if (this.paused[i]) p.proc.kill('SIGCONT');
+    await p.exited;
+  }
+
+  pause(i: number): void {
+    const p = this.procs[i];
+    if (!p) return;
+    p.proc.kill('SIGSTOP');
+    this.paused[i] = true;
+  }
+
+  resume(i: number): void {
+    const p = this.procs[i];
+    if (p && this.paused[i]) p.proc.kill('SIGCONT');
+    this.paused[i] = false;
+  }
+
+  async status(i: number, timeoutMs = 2000): Promise<any> {
+    const mt = rawClient(this.endpoints[i]!, 'etcdserverpb', 'Maintenance');
+    try {
+      return await unary(mt, 'Status', {}, timeoutMs);
+    } finally {
+      mt.close();
+    }
+  }
+
+  async maintenance<T = any>(i: number, method: string, req: object, timeoutMs = 5000): Promise<T> {
+    const mt = rawClient(this.endpoints[i]!, 'etcdserverpb', 'Maintenance');
+    try {
+      return await unary<T>(mt, method, req, timeoutMs);
+    } finally {
+      mt.close();
+    }
+  }
+
+  async learnIds(): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      if (this.memberIds[i] || !this.isUp(i) || this.paused[i]) continue;
+      try {
+        this.memberIds[i] = String((await this.status(i)).header.member_id);
+      } catch {
+        // later
+      }
+    }
+  }
+
+  /** The member a majority of the reachable members name as leader, or -1 if none within timeoutMs. */
+  async leader(timeoutMs = 10_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await this.learnIds();
+      const votes = new Map<string, number>();
+      await Promise.all([0, 1, 2].map(async (i) => {
+        if (!this.isUp(i) || this.paused[i]) return;
+        try {
+          const s = await this.status(i, 1000);
+          if (s.leader !== '0') votes.set(String(s.leader), (votes.get(String(s.leader)) ?? 0) + 1);
+        } catch {
+          // down or busy
+        }
+      }));
+      for (const [id, n] of votes) {
+        const idx = this.memberIds.indexOf(id);
+        if (n >= 2 && idx >= 0 && this.isUp(idx) && !this.paused[idx]) return idx;
+      }
+      await sleep(100);
+    }
+    return -1;
+  }
+
+  /** PUT (term) or DELETE (term undefined) a failpoint on member i over its GOFAIL_HTTP endpoint. */
+  failpoint(i: number, name: string, term: string | undefined): Promise<void> {
+    const [host, port] = this.gofail[i]!.split(':') as [string, string];
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host, port: Number(port), path: `/${name}`, method: term === undefined ? 'DELETE' : 'PUT', timeout: 3000 }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode && res.statusCode < 300 ? resolve() : reject(new Error(`failpoint ${name}: HTTP ${res.statusCode}`))));
+      });
+      req.on('timeout', () => req.destroy(new Error(`failpoint ${name}: timeout`)));
+      req.on('error', reject);
+      req.end(term ?? '');
+    });
+  }
+
+  private destroying: Promise<void> | undefined;
+
+  /** Kill everything still running (paused ones too), then remove the namespaces. Safe to call twice, and
+   * concurrently (a SIGINT handler and the run's finally block both wait for the same teardown). */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown().finally(() => clusters.delete(this));
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    const running = this.procs.filter((p): p is EtcdProcess => p !== undefined);
+    for (const p of running) {
+      p.proc.kill('SIGCONT');
+      p.proc.kill('SIGKILL');
+    }
+    await Promise.all(running.map((p) => p.exited));
+    if (this.net) {
+      await this.net.heal().catch(() => {});
+      await this.net.destroy();
+    }
+  }
+}
