@@ -67,6 +67,8 @@ import { Snapshotter, fsyncDir, type SnapMarker } from './snap';
 import { failpoint } from '../util/failpoints';
 import { Maintenance, compactionPacing, type MaintenanceConfig } from './maintenance';
 
+/** TEST ONLY (issue #7's proof that the fault harness can fail): see linearizableReadNotify. Read once. */
+const UNSAFE_LOCAL_READS = process.env.TSETCD_UNSAFE_LOCAL_READS === '1';
 /** etcd: maxGapBetweenApplyAndCommitIndex. */
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
 /** etcd: leaseRevokeRate = 1000 per second, checked every 500 ms. */
@@ -1213,7 +1215,7 @@ export class EtcdServer {
     // TEST ONLY, deliberately unsafe (issue #7): TSETCD_UNSAFE_LOCAL_READS=1 skips ReadIndex, so a linearizable
     // Range reads this member's local state and a partitioned or lagging member serves stale reads. The fault
     // harness (test/fault/harness) sets it to prove its checker catches stale reads. Never set it otherwise.
-    if (process.env.TSETCD_UNSAFE_LOCAL_READS === '1') return Promise.resolve();
+    if (UNSAFE_LOCAL_READS) return Promise.resolve();
     if (!this.nextRead) this.nextRead = deferred<void>();
     const p = this.nextRead.promise;
     if (!this.readInFlight) void this.readRound();
