@@ -1,14 +1,14 @@
 // Speed of the checkers on simulated histories (not a test; run by hand):
-//   npx tsc -p . && node dist/test/fault/checker/measure.js [operations] [seeds]
+//   npx tsc -p . && node dist/test/fault/measure.js [operations] [seeds]
 // Results are noted in test/fault/README.md.
 
 import { performance } from 'node:perf_hooks';
-import { checkLinearizable } from './linearizable';
-import { patchHistory } from './patch';
-import { checkPerKey } from './register';
-import { Replay } from './replay';
-import { checkRevisionOracle } from './revision-oracle';
-import { simulate } from './simulate';
+import { checkLinearizable } from './checker/linearizable';
+import { patchHistory } from './checker/patch';
+import { checkPerKey } from './checker/register';
+import { Replay } from './checker/replay';
+import { checkRevisionOracle } from './checker/revision-oracle';
+import { simulate } from './checker/simulate';
 
 const operations = Number(process.argv[2] ?? 2000);
 const seeds = Number(process.argv[3] ?? 3);
