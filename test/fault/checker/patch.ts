@@ -9,12 +9,17 @@
 //   (a txn's also says which branch ran), and its return moves to just before the earliest return of a
 //   completed operation whose revision is >= r, since that operation saw (or followed) this write.
 //
-// Deletes, revokes and put-less txns are not unique and stay indeterminate (the harness keeps few in flight).
+// Deletes, revokes and put-less txns are not unique. For them: the delete-only revisions that no completed request
+// wrote (per the revision oracle) are the only places they could have written. If none fits (the model, applied
+// at r-1, deletes exactly what r holds), the request had no effect: drop it (applied to absent keys it is a
+// no-op, the same as not applied; a revoke is kept, since it also ends its lease). If exactly one revision fits, and it fits no other open request, it took
+// effect there: resolve it as above. Otherwise it stays indeterminate (the harness keeps few in flight).
 // The patched history is only as trustworthy as the committed history; the unpatched check does not depend on
 // it but may need a budget.
 
 import { type History, isError, type Operation, prepareHistory, type Time, type TxnInput } from './history';
 import type { Replay } from './replay';
+import { checkRevisionOracle, committedEvents, modelWrite, sameEvents } from './revision-oracle';
 
 export interface PatchReport {
   history: Operation[];
@@ -55,6 +60,33 @@ export function patchHistory(history: History, replay: Replay): PatchReport {
     return revs && revs.length > 0 ? revs[0] : undefined;
   };
 
+  // Delete-only revisions that no completed request wrote, and which open put-less writes fit each.
+  const oracle = checkRevisionOracle(ops, replay);
+  const owned = new Set<number>();
+  ops.forEach((op, i) => {
+    if (op.output !== undefined && oracle.wrote[i] && oracle.revisions[i] !== undefined) owned.add(oracle.revisions[i]!);
+  });
+  const unowned: number[] = [];
+  for (let rev = 2; rev <= replay.lastRevision; rev++) {
+    if (owned.has(rev)) continue;
+    const evs = replay.eventsAt(rev);
+    if (evs.length > 0 && evs.every((e) => e.type === 'delete')) unowned.push(rev);
+  }
+  const fits = new Map<Operation, number[]>();
+  const fitCount = new Map<number, number>();
+  for (const op of ops) {
+    if (op.output !== undefined) continue;
+    const i = op.input;
+    const branches = i.type === 'txn' ? [i.success, i.failure] : i.type === 'delete' || i.type === 'leaseRevoke' ? [[i]] : [];
+    if (branches.length === 0 || branches.some((b) => b.some((o) => o.type === 'put'))) continue;
+    const revs = unowned.filter((rev) => {
+      const w = modelWrite(replay, op.input, rev);
+      return w !== undefined && sameEvents(w.events, committedEvents(replay, rev));
+    });
+    fits.set(op, revs);
+    for (const r of revs) fitCount.set(r, (fitCount.get(r) ?? 0) + 1);
+  }
+
   const out: Operation[] = [];
   let dropped = 0;
   let resolved = 0;
@@ -65,6 +97,24 @@ export function patchHistory(history: History, replay: Replay): PatchReport {
       continue;
     }
     const i = op.input;
+    const fit = fits.get(op);
+    if (fit) {
+      // A revoke also ends its lease, an effect without a revision: it is never dropped.
+      if (fit.length === 0 && i.type !== 'leaseRevoke') {
+        dropped++;
+        continue;
+      }
+      const rev = fit[0];
+      if (rev === undefined || fit.length > 1 || fitCount.get(rev) !== 1) {
+        out.push(op);
+        open++;
+        continue;
+      }
+      const bound = earliestReturnAtOrAfter(rev);
+      out.push({ ...op, output: modelWrite(replay, i, rev)!.output, ret: bound !== undefined && bound > op.call ? justBefore(bound) : Infinity });
+      resolved++;
+      continue;
+    }
     let branches: { puts: string[]; writes: boolean; succeeded?: boolean }[];
     if (i.type === 'put') branches = [{ puts: [i.value], writes: true }];
     else if (i.type === 'txn') {

@@ -24,7 +24,7 @@ import {
   prepareHistory,
   type Time,
 } from './history';
-import { apply, type EtcdState, outputMatches } from './model';
+import { apply, outputMatches } from './model';
 import { type CommittedEvent, type Replay } from './replay';
 
 export type OracleViolationKind =
@@ -75,57 +75,8 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
     }
   });
 
-  const relevantKeys = (input: Input): string[] => {
-    const ks = new Set<string>();
-    const addRange = (key: string, rangeEnd: string | undefined): void => {
-      for (const k of replay.keysInRange(key, rangeEnd)) ks.add(k);
-    };
-    switch (input.type) {
-      case 'range':
-      case 'delete':
-        addRange(input.key, input.rangeEnd);
-        break;
-      case 'put':
-        ks.add(input.key);
-        break;
-      case 'txn':
-        for (const c of input.compare) ks.add(c.key);
-        for (const o of [...input.success, ...input.failure]) {
-          if (o.type === 'put') ks.add(o.key);
-          else addRange(o.key, o.rangeEnd);
-        }
-        break;
-      case 'leaseRevoke':
-        for (const k of replay.keys) ks.add(k);
-        break;
-      default:
-    }
-    return [...ks];
-  };
-
-  // The writes the model makes when `input` is applied at revision rev-1, if it writes at rev.
-  const modelWriteAt = (input: Input, rev: number): { events: CommittedEvent[]; before: EtcdState; after: EtcdState; output: ReturnType<typeof apply>['output'] } | undefined => {
-    if (rev < 2) return undefined;
-    const keys = relevantKeys(input);
-    const before = replay.snapshot(rev - 1, keys);
-    const r = apply(before, input);
-    if (r.state.revision !== rev) return undefined;
-    const events: CommittedEvent[] = [];
-    for (const k of keys) {
-      const a = r.state.keys.get(k);
-      if (a && a.modRevision === rev) events.push({ type: 'put', key: k, value: a.value, lease: a.lease });
-      else if (!a && before.keys.has(k)) events.push({ type: 'delete', key: k });
-    }
-    return { events, before, after: r.state, output: r.output };
-  };
-
-  const sameEvents = (a: readonly CommittedEvent[], b: readonly CommittedEvent[]): boolean => {
-    if (a.length !== b.length) return false;
-    const norm = (e: CommittedEvent): string => `${e.key}\u0000${e.type}\u0000${e.type === 'put' ? `${e.value}\u0000${e.lease ?? 0n}` : ''}`;
-    const x = a.map(norm).sort();
-    const y = b.map(norm).sort();
-    return x.every((s, i) => s === y[i]);
-  };
+  const relevantKeys = (input: Input): string[] => relevantKeysOf(replay, input);
+  const modelWriteAt = (input: Input, rev: number) => modelWrite(replay, input, rev);
   const describeEvents = (evs: readonly CommittedEvent[]): string =>
     '[' + evs.map((e) => (e.type === 'put' ? `put ${e.key}=${JSON.stringify(e.value)}${e.lease ? ` lease ${e.lease}` : ''}` : `delete ${e.key}`)).join(', ') + ']';
 
@@ -161,7 +112,7 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
     // Either it wrote at r (the model, applied at r-1, writes exactly what revision r holds), or it did not
     // write and its answer matches the state at r.
     const w = isWriteInput(input) ? modelWriteAt(input, r) : undefined;
-    const committedAtR = (): CommittedEvent[] => replay.eventsAt(r).map((e): CommittedEvent => (e.type === 'put' ? { type: 'put', key: e.key, value: e.kv!.value, lease: e.kv!.lease } : { type: 'delete', key: e.key }));
+    const committedAtR = (): CommittedEvent[] => committedEvents(replay, r);
     const writeFits = w !== undefined && outputMatches(input, w.output, out);
     if (writeFits && sameEvents(w.events, committedAtR())) {
       const prevOwner = owner.get(r);
@@ -310,4 +261,63 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
   });
 
   return { ok: violations.length === 0, operations: ops, violations, revisions: resolved, wrote };
+}
+
+/** The keys a request reads or writes that ever existed in the committed history. */
+function relevantKeysOf(replay: Replay, input: Input): string[] {
+  const ks = new Set<string>();
+  const addRange = (key: string, rangeEnd: string | undefined): void => {
+    for (const k of replay.keysInRange(key, rangeEnd)) ks.add(k);
+  };
+  switch (input.type) {
+    case 'range':
+    case 'delete':
+      addRange(input.key, input.rangeEnd);
+      break;
+    case 'put':
+      ks.add(input.key);
+      break;
+    case 'txn':
+      for (const c of input.compare) ks.add(c.key);
+      for (const o of [...input.success, ...input.failure]) {
+        if (o.type === 'put') ks.add(o.key);
+        else addRange(o.key, o.rangeEnd);
+      }
+      break;
+    case 'leaseRevoke':
+      for (const k of replay.keys) ks.add(k);
+      break;
+    default:
+  }
+  return [...ks];
+}
+
+/** The writes the model makes when `input` is applied at revision rev-1, if it writes at rev. */
+export function modelWrite(replay: Replay, input: Input, rev: number): { events: CommittedEvent[]; output: ReturnType<typeof apply>['output'] } | undefined {
+  if (rev < 2) return undefined;
+  const keys = relevantKeysOf(replay, input);
+  const before = replay.snapshot(rev - 1, keys);
+  const r = apply(before, input);
+  if (r.state.revision !== rev) return undefined;
+  const events: CommittedEvent[] = [];
+  for (const k of keys) {
+    const a = r.state.keys.get(k);
+    if (a && a.modRevision === rev) events.push({ type: 'put', key: k, value: a.value, lease: a.lease });
+    else if (!a && before.keys.has(k)) events.push({ type: 'delete', key: k });
+  }
+  return { events, output: r.output };
+}
+
+/** Equal as sets (a txn writes each key at most once). */
+export function sameEvents(a: readonly CommittedEvent[], b: readonly CommittedEvent[]): boolean {
+  if (a.length !== b.length) return false;
+  const norm = (e: CommittedEvent): string => `${e.key}\u0000${e.type}\u0000${e.type === 'put' ? `${e.value}\u0000${e.lease ?? 0n}` : ''}`;
+  const x = a.map(norm).sort();
+  const y = b.map(norm).sort();
+  return x.every((s, i) => s === y[i]);
+}
+
+/** The committed events of one revision. */
+export function committedEvents(replay: Replay, rev: number): CommittedEvent[] {
+  return replay.eventsAt(rev).map((e): CommittedEvent => (e.type === 'put' ? { type: 'put', key: e.key, value: e.kv!.value, lease: e.kv!.lease } : { type: 'delete', key: e.key }));
 }
