@@ -63,7 +63,8 @@ import { encodeMessage, decodeMessage } from './raft-codec';
 import { resolveTls, type TlsMaterial } from './tls';
 import type { TlsConfig } from './config';
 import { LeaderClient } from './leader-client';
-import { Snapshotter, fsyncDir, type SnapMarker } from './snap';
+import { Snapshotter, type SnapMarker } from './snap';
+import { fsyncDir } from '../util/fsync';
 import { failpoint } from '../util/failpoints';
 import { Maintenance, compactionPacing, type MaintenanceConfig } from './maintenance';
 

@@ -26,6 +26,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { DomainError } from '../util/errors';
 import { assert } from '../util/assert';
+import { fsyncDir } from '../util/fsync';
 
 export const ErrSnapCorrupt = 'ErrSnapCorrupt';
 
@@ -43,15 +44,6 @@ function hex16(n: number): string {
   return n.toString(16).padStart(16, '0');
 }
 
-/** Makes a directory's entries (created, renamed or deleted files) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 export class Snapshotter {
   constructor(readonly dir: string) {}

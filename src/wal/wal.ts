@@ -15,6 +15,7 @@
 // bytes; and an old segment is deleted only after the caller has a snapshot covering it (releaseTo's contract).
 
 import { failpoint } from '../util/failpoints';
+import { fsyncDir } from '../util/fsync';
 import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -847,15 +848,6 @@ async function writeFully(handle: FileHandle, bytes: Buffer, position: number): 
   }
 }
 
-/** Makes a directory's entries (created, renamed or deleted files) durable. */
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function isErrnoCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
