@@ -14,6 +14,9 @@ import * as grpc from '@grpc/grpc-js';
 import { freePort, runEtcd, type EtcdProcess } from './process';
 import type { Test } from 'tap';
 import { rawClient, tempDir } from './member';
+import { until } from './poll';
+
+export { until };
 
 const b = (s: string) => Buffer.from(s);
 
@@ -37,21 +40,6 @@ export function callWithDeadline<T = any>(client: any, method: string, req: obje
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `f` until it returns true; throws naming `what` after `timeoutMs`. Not a timing assertion: a liveness bound. */
-export async function until(what: string, f: () => Promise<boolean> | boolean, timeoutMs = 30000, everyMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await f()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 /**
  * The revisions one client observes, in real time. A response to a request that was sent after another response

@@ -6,16 +6,10 @@ import http from 'node:http';
 import { startTestMember, rawClient, call, type TestMember } from '../helpers/member';
 import { captureLogs } from '../helpers/log-capture';
 import { ManualClock } from '../../src/server/maintenance';
+import { until } from '../helpers/poll';
 
 const b = (s: string) => Buffer.from(s);
 
-async function until(what: string, f: () => boolean | Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 t.test('revision mode: every 5 minutes, keep the last N revisions', async (t) => {
   const clock = new ManualClock();

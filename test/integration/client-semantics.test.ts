@@ -13,6 +13,7 @@ import { startTestCluster, type TestCluster } from '../helpers/cluster';
 import { rawClient, call, startTestMember, type TestMember } from '../helpers/member';
 import { freePort } from '../helpers/process';
 import { RawWatch } from '../helpers/watch';
+import { until, untilHealthy } from '../helpers/poll';
 
 const b = (s: string) => Buffer.from(s);
 const REQUIRE_LEADER = { hasleader: 'true' };
@@ -44,21 +45,6 @@ function callMd<T = any>(client: any, method: string, req: object, metadata: Rec
   });
 }
 
-/** Polls f until it returns a truthy value; fails after timeoutMs (a bound, not a timing assertion). */
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String((last as any).details ?? last)}` : ''}`);
-}
 
 async function leaderIndex(c: TestCluster, among: number[] = c.members.map((_, i) => i)): Promise<number> {
   return until('a leader', async () => {
@@ -81,17 +67,6 @@ async function rejects(t: Test, p: Promise<unknown>, code: grpc.status, details:
   }
 }
 
-/** etcd refuses reconfiguration until every peer has been connected for 5 s (HealthInterval). */
-async function untilHealthy<T>(f: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await f();
-    } catch (err: any) {
-      if (err.details !== 'etcdserver: unhealthy cluster' || i > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 t.test('hasleader: refused without a leader; require-leader watches are cancelled, others stay', async (t) => {
   const c = await startTestCluster(3);

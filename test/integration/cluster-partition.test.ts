@@ -15,24 +15,10 @@ import { createNetns, netnsUnavailable, type NetnsTopology } from '../helpers/ne
 import { startProcessCluster, agreedLeader, statusOf, callWithDeadline, type ProcessCluster } from '../helpers/etcd-cluster';
 import { rawClient } from '../helpers/member';
 import { RawWatch } from '../helpers/watch';
+import { until } from '../helpers/poll';
 
 const b = (s: string) => Buffer.from(s);
 
-/** Polls f until it returns a truthy value; fails after timeoutMs (a bound, not a timing assertion). */
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String((last as any).details ?? last)}` : ''}`);
-}
 
 t.test('partition a member from its peers: no stale linearizable read; it catches up after healing', async (t) => {
   const why = await netnsUnavailable();

@@ -6,6 +6,7 @@ import t from 'tap';
 import { status } from '@grpc/grpc-js';
 import { startTestCluster, type TestCluster } from '../helpers/cluster';
 import { rawClient, call } from '../helpers/member';
+import { untilHealthy } from '../helpers/poll';
 
 const b = (s: string) => Buffer.from(s);
 let c: TestCluster;
@@ -88,17 +89,6 @@ t.test('leader failure: a new leader, no acknowledged write lost, restart rejoin
   kvr.close();
 });
 
-/** etcd refuses reconfiguration until every peer has been connected for 5 s (HealthInterval), as we do. */
-async function untilHealthy<T>(f: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await f();
-    } catch (err: any) {
-      if (err.details !== 'etcdserver: unhealthy cluster' || i > 80) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 t.test('membership RPCs and their errors', async (t) => {
   const cl = rawClient(c.members[0]!.endpoint, 'etcdserverpb', 'Cluster');

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { startTestMember, rawClient, call, type TestMember } from '../helpers/member';
 import { captureLogs } from '../helpers/log-capture';
+import { until } from '../helpers/poll';
 
 const b = (s: string) => Buffer.from(s);
 const NOSPACE = 'etcdserver: mvcc: database space exceeded';
@@ -17,15 +18,6 @@ async function alarms(mt: any): Promise<Array<{ memberID: string; alarm: string 
   return (await call(mt, 'Alarm', { action: 0, memberID: 0, alarm: 0 })).alarms;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 // Fast recovery timings for the test (defaults: every 1 s, disarm after 3 s below 70%, retry every minute).
 const tuning = (highWatermark: number) => ({

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { startTestCluster } from '../helpers/cluster';
 import { startTestMember, rawClient, call } from '../helpers/member';
 import { RawWatch } from '../helpers/watch';
+import { until } from '../helpers/poll';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -40,14 +41,6 @@ async function hashKv(endpoint: string, rev: number): Promise<string> {
   }
 }
 
-async function until(what: string, f: () => Promise<boolean> | boolean, ms = 20000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await f()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('a single member takes snapshots, compacts its log, and restarts from the newest marker', async (t) => {
   const m = await startTestMember({ snapshotCount: 50, snapshotCatchupEntries: 10, maxSnapshots: 2 });
