@@ -24,6 +24,7 @@
 //   walBeforeSync, walAfterSync                around the WAL's fdatasync of a batch
 //   compactBeforeCommitBatch, compactAfterCommitBatch  around each batch of a physical compaction
 //   defragBeforeCopy                           before a defragmentation rewrites the backend
+//   beforeSendWatchResponse                    before a watch stream sends each response
 
 import fs from 'node:fs';
 import { assert } from './assert';

@@ -13,6 +13,7 @@ import type { WatchResponse as MvccWatchResponse, WatchStream } from '../../mvcc
 import { EventType, type KeyValue, type MvccEvent } from '../../mvcc/types';
 import type { PbEvent, WatchCreateRequest, WatchRequest, WatchResponse } from '../../api/types';
 import { num, toPbKv } from '../apply';
+import { failpoint } from '../../util/failpoints';
 
 /** Responses queued per stream before MVCC is told to hold back (etcd: chanBufLen = 128). */
 const QUEUE_LIMIT = 128;
@@ -261,6 +262,9 @@ class ServerWatchStream {
       while (this.queue.length > 0 && !this.closed) {
         const resps = await this.queue[0]!;
         for (const r of resps) {
+          // etcd's sendLoop has the same point before each Send: a slow send path for the fault tests (F16).
+          const fp = failpoint('beforeSendWatchResponse');
+          if (fp) await fp;
           if (this.closed) return;
           if (!this.call.write(r)) await new Promise<void>((res) => this.call.once('drain', res));
         }

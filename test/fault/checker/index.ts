@@ -10,3 +10,5 @@ export { type CommittedEvent, type CommittedRevision, committedFromWatch, Replay
 export { checkRevisionOracle, type OracleReport, type OracleViolation, type OracleViolationKind } from './revision-oracle';
 export * from './watch';
 export * from './convergence';
+export * from './lease';
+export * from './server-logs';

@@ -7,6 +7,7 @@ import { sleep } from './cluster';
 import type { Rng } from './rng';
 import type { Clock, Recorder } from './workload';
 import { rawClient } from '../../helpers/member';
+import { HOOK_NEMESES } from './nemesis-hooks';
 
 export interface FaultWindow {
   nemesis: string;
@@ -178,7 +179,7 @@ export const NEMESES: Nemesis[] = [
       }
       return { detail: `compact ${target} on ${ctx.cluster.names[i]} (${out === undefined ? 'failed' : JSON.stringify(out)}); ${defrag}`, heal: async () => {} };
     },
-  },
+  },  ...HOOK_NEMESES,
 ];
 
 /** F19: every cycle picks one of the others. */

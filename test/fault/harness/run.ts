@@ -41,6 +41,9 @@ import { Rng } from './rng';
 import { timelineHtml, timelineSvg } from './timeline';
 import { Clock, collectFromRevision1, KEY_PREFIX, KvWorkload, Recorder, toKv, Watcher, type HarnessOp } from './workload';
 import { rawClient } from '../../helpers/member';
+import { afterStopChecks, leaseExpiryCheck, startLeaseWorkload, stopLeaseWorkload } from './hooks-run';
+import type { LeaseWorkload } from './lease-workload';
+import { hookSetup } from './nemesis-hooks';
 
 export interface RunOptions {
   seed: number;
@@ -175,11 +178,13 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   };
   if (o.nemesis !== 'none' && o.nemesis !== MIXED && !nemesisByName(o.nemesis)) throw new Error(`unknown nemesis ${o.nemesis}`);
   log(`run ${path.basename(o.dir)}: seed ${o.seed}, nemesis ${o.nemesis}, ${short(o.durationMs)}`);
-  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: o.env, log });
+  const hooks = hookSetup(o.nemesis, o.dir, o.nemesis === MIXED);
+  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: { ...o.env, ...hooks.env }, extraArgs: hooks.args, log });
   summary.netns = cluster.net ? true : `no (${cluster.netnsWhy})`;
   const watchers = cluster.endpoints.map((e, i) => new Watcher(e, cluster.names[i]!, clock));
   let workload: KvWorkload | undefined;
   let nemesis: NemesisRunner | undefined;
+  let leases: LeaseWorkload | undefined;
   try {
     const nem = nemesisByName(o.nemesis);
     if (nem?.needsNetns && !cluster.net) throw new Error(`nemesis ${o.nemesis} needs network namespaces: ${cluster.netnsWhy}`);
@@ -195,6 +200,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
       rng: rng.fork(1),
     });
     workload.start();
+    if (hooks.leases) leases = startLeaseWorkload(cluster, clock, rng.fork(3));
     nemesis = new NemesisRunner(o.nemesis, { cluster, rng: rng.fork(2), clock, recorder, log }, {
       durationMs: Math.max(0, o.durationMs - 1000),
       holdMs: o.holdMs ?? [1000, 4000],
@@ -205,12 +211,14 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     await sleep(Math.max(0, o.durationMs - 1000));
     await nemesis.stop();
     await workload.stop();
+    await stopLeaseWorkload(leases);
   } catch (err: any) {
     summary.error = String(err?.stack ?? err);
     log(`  error: ${err?.message ?? err}`);
   } finally {
     await nemesis?.stop().catch(() => {});
     await workload?.stop().catch(() => {});
+    await stopLeaseWorkload(leases).catch(() => {});
   }
   summary.faults = nemesis?.windows ?? [];
 
@@ -265,6 +273,8 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   } finally {
     await cluster.destroy();
   }
+  if (leases && summary.finalWrite) summary.checks.leaseExpiry = leaseExpiryCheck(leases, summary.faults);
+  await afterStopChecks(cluster, summary.checks);
 
   // Artefacts.
   const ok = history.filter((x) => x.output !== undefined).length;
