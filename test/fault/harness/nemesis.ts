@@ -179,7 +179,9 @@ export const NEMESES: Nemesis[] = [
       }
       return { detail: `compact ${target} on ${ctx.cluster.names[i]} (${out === undefined ? 'failed' : JSON.stringify(out)}); ${defrag}`, heal: async () => {} };
     },
-  },  ...HOOK_NEMESES,
+  },
+  // slow-watch (F16), clock-skew (F17), compact-crash (F15): ./nemesis-hooks.ts
+  ...HOOK_NEMESES,
 ];
 
 /** F19: every cycle picks one of the others. */
