@@ -11,11 +11,15 @@
 // which is what etcd's lessor and our own (performance.now) use; faketime/TIME_NS cannot shift CLOCK_REALTIME per
 // process here (faults.md §6.1), hence a shim. Each change is printed to stderr as one line starting with
 // "clock-shim:" so the member's log shows when its clock jumped.
+//
+// With TSETCD_CLOCK_SHIFT_MONOTONIC=1 performance.now() jumps too: a deliberately broken member whose leases run on
+// a clock that jumps, as if the lessor used the wall clock. The lease-expiry check must report that as an anomaly.
 
 import fs from 'node:fs';
 import path from 'node:path';
 
 export const CLOCK_OFFSET_DIR_ENV = 'TSETCD_CLOCK_OFFSET_DIR';
+export const SHIFT_MONOTONIC_ENV = 'TSETCD_CLOCK_SHIFT_MONOTONIC';
 
 /** The offset file of the member `name`. */
 export function clockOffsetFile(dir: string, name: string): string {
@@ -45,6 +49,10 @@ function install(file: string): void {
   Object.setPrototypeOf(SkewedDate, RealDate); // Date.parse, Date.UTC
   SkewedDate.now = () => RealDate.now() + offsetMs;
   (globalThis as { Date: unknown }).Date = SkewedDate;
+  if (process.env[SHIFT_MONOTONIC_ENV] === '1') {
+    const realNow = performance.now.bind(performance);
+    performance.now = () => realNow() + offsetMs;
+  }
 
   const poll = () => {
     fs.readFile(file, 'utf8', (err, text) => {
