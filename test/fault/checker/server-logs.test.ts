@@ -51,3 +51,9 @@ t.test('a V8 fatal error outside JSON is reported', async (t) => {
   const p = scanServerLog('n1', [info, 'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory'].join('\n'));
   t.match(p[0]?.message, /unexpected output: FATAL ERROR: Reached heap limit/);
 });
+
+t.test('lines a nemesis expects are allowed and excuse the exit after them', async (t) => {
+  const log = ['--- start 1 pid 1 x', '{"level":"fatal","msg":"failed to read WAL, cannot be repaired"}', '--- exit 1 signal null'].join('\n');
+  t.equal(scanServerLog('n1', log).length, 2);
+  t.same(scanServerLog('n1', log, [/failed to read WAL/]), []);
+});

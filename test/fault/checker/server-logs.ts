@@ -10,6 +10,8 @@
 //   and the clock shim's notes ("clock-shim: ...", test/helpers/clock-shim.ts);
 // - an exit with a status other than 0, unless the process died by a signal (the harness kills with SIGKILL) or
 //   its last unformatted line was an injected failpoint panic (which exits with status 2).
+// A nemesis that makes a member fail on purpose (say, refuse to start on a corrupted WAL) passes `allowed`: lines
+// matching one of them are not reported, and they excuse the exit that follows them.
 
 import type { Problem } from './convergence';
 
@@ -30,7 +32,7 @@ function jsonLevel(line: string): string | undefined {
 }
 
 /** Scans one member's log text; `member` names it in the messages. */
-export function scanServerLog(member: string, text: string): Problem[] {
+export function scanServerLog(member: string, text: string, allowed: readonly RegExp[] = []): Problem[] {
   const out: Problem[] = [];
   const lines = text.split('\n');
   let block: { first: string; line: number; count: number } | undefined;
@@ -42,6 +44,11 @@ export function scanServerLog(member: string, text: string): Problem[] {
   lines.forEach((raw, i) => {
     const line = raw.trimEnd();
     if (line === '') return;
+    if (allowed.some((re) => re.test(line))) {
+      flush();
+      injectedPanic = true;
+      return;
+    }
     const level = jsonLevel(line);
     if (level !== undefined) {
       flush();
