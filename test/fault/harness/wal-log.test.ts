@@ -48,3 +48,17 @@ t.test('committed prefix, conflict truncation, torn tail', async (t) => {
   await fs.writeFile(p, mid);
   await t.rejects(readCommittedLog(walDir));
 });
+
+t.test('a snapshot marker past the last entry starts the log afresh', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'wal-log-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const walDir = path.join(dir, 'wal');
+  const wal = await Wal.create(walDir, Buffer.from('meta'), { logger, segmentSizeBytes: 1 << 16 });
+  await wal.save({ term: 1, vote: 1n, commit: 2 }, [entry(1, 1, 'a'), entry(2, 1, 'b')]);
+  // A follower that fell behind installs the leader's snapshot at 10 and goes on from 11.
+  await wal.saveSnapshot({ index: 10, term: 3 });
+  await wal.save({ term: 3, vote: 0n, commit: 12 }, [entry(11, 3, 'k'), entry(12, 3, 'l')]);
+  await wal.close();
+  const l = await readCommittedLog(walDir);
+  t.same(l.entries.map((e) => [e.index, e.term]), [[11, 3], [12, 3]]);
+});

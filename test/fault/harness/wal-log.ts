@@ -5,14 +5,15 @@
 // of leftover temporary segments. Damage anywhere else is an error, as it would stop the member's own open.
 //
 // Only a tail of the log exists once snapshots let the WAL release old segments, so the entries start wherever the
-// oldest remaining segment does. A later entry at an index already read replaces that index and everything after
-// it (Raft's conflict truncation, as ReadAll does). Committed = index <= the last HardState's commit.
+// oldest remaining segment does; and a snapshot marker past the last entry (a follower that installed the leader's
+// snapshot) starts the log afresh after it. A later entry at an index already read replaces that index and
+// everything after it (Raft's conflict truncation, as ReadAll does). Committed = index <= the last HardState's commit.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { LogEntry } from '../checker';
-import { decodeEntry, decodeHardState, firstNonZeroByte, readFrame } from '../../../src/wal/decoder';
+import { decodeEntry, decodeHardState, decodeSnapshot, firstNonZeroByte, readFrame } from '../../../src/wal/decoder';
 import { RecordType } from '../../../src/wal/encoder';
 import { parseSegmentFileName } from '../../../src/wal/segment-name';
 
@@ -58,6 +59,9 @@ export async function readCommittedLog(walDir: string): Promise<CommittedLog> {
           entries.length = e.index - first;
           entries.push(entry);
         }
+      } else if (r.type === RecordType.Snapshot) {
+        const last = entries[entries.length - 1]?.index ?? 0;
+        if (decodeSnapshot(r.payload).index > last) entries = [];
       } else if (r.type === RecordType.HardState) {
         commit = decodeHardState(r.payload).commit;
       }
