@@ -38,7 +38,8 @@ interface Tracked {
 
 interface KeepAliveStream {
   stream: any;
-  pending: Array<{ id: string; k: LeaseKeepAlive; timer: NodeJS.Timeout }>;
+  /** Renewals sent and not answered yet, in order (answers come in request order). */
+  pending: Array<{ k: LeaseKeepAlive; timer: NodeJS.Timeout }>;
 }
 
 export class LeaseWorkload {
@@ -48,7 +49,10 @@ export class LeaseWorkload {
   private readonly tracked: Tracked[] = [];
   private readonly clients: any[];
   private readonly streams: Array<KeepAliveStream | undefined>;
+  /** Granting and renewing have stopped; polls go on. */
+  private draining = false;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
   private maxTerm = 0;
 
@@ -60,8 +64,6 @@ export class LeaseWorkload {
   start(): void {
     this.loops = [this.grantLoop(), this.renewLoop(), this.observeLoop()];
   }
-
-  private stopped: Promise<void> | undefined;
 
   /** Stops granting and renewing; polls the leases already lapsed for `drainMs` more so their expiry is seen.
    * Calling it again waits for the first call. */
@@ -88,8 +90,6 @@ export class LeaseWorkload {
     }
     for (const c of this.clients) c.close();
   }
-
-  private draining = false;
 
   private noteTerm(header: any): void {
     const term = Number(header?.raft_term ?? 0);
@@ -168,7 +168,7 @@ export class LeaseWorkload {
           if (i < 0) return;
           ks.stream.cancel();
         }, this.o.timeoutMs);
-        ks.pending.push({ id: t.record.id, k, timer });
+        ks.pending.push({ k, timer });
         try {
           ks.stream.write({ ID: t.record.id });
         } catch {

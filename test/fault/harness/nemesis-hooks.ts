@@ -1,14 +1,14 @@
 // Nemeses that need hooks in (or around) the member process (faults.md §6.5):
 //
 // - slow-watch (F16): failpoint beforeSendWatchResponse=sleep(200..1000) on one member, plus a few watch clients
-//   that read their streams slowly (paused most of the time, so the server's send queue fills and MVCC parks them
-//   as victims) and many ordinary watchers on that member, for the hold and 2 s after the failpoint is cleared.
+//   that read a catch-up from revision 1 slowly (paused most of the time, so HTTP/2 flow control pushes back and
+//   the server's send queue can fill, which makes MVCC hold their events back as victims) and many ordinary watchers on that member, for the hold and 2 s after the failpoint is cleared.
 //   The run's own Watcher on that member must still see every event in order (the watch check).
 // - clock-skew (F17): the wall clock of one member (the leader in half the cycles) jumps by ±1..60 s for the hold,
 //   through the test-only clock shim (test/helpers/clock-shim.ts); the lease workload and its check run alongside.
 // - compact-crash (F15): compactBeforeCommitBatch or compactAfterCommitBatch = panic on one member, then a Compact a
 //   little below the current revision through another member. The members run with a compaction batch limit of 2
-//   keys, so the victim dies in the first of several batches; it is restarted at the end of the hold and its
+//   (keys and deleted revisions per batch), so the victim dies in the first of several batches; it is restarted at the end of the hold and its
 //   revision must never be below the compaction (etcd #17780) and must catch up; convergence checks the rest.
 //
 // Each one proves it injected its fault in its window detail: the failpoint's effect measured (a watch's created
@@ -180,8 +180,7 @@ export const HOOK_NEMESES: Nemesis[] = [
         heal: async () => {
           if (c.isUp(i)) await c.failpoint(i, 'beforeSendWatchResponse', undefined);
           // The sleep throttled every stream alike; without it the slow readers' catch-up from revision 1 backs up
-          // their HTTP/2 windows and the server's send queues (MVCC parks them as victims) while everything else
-          // on the member goes on at full speed.
+          // their HTTP/2 windows and the server's send queues while everything else on the member goes full speed.
           await sleep(2000);
           ctx.log(`  slow-watch heal: slow readers got ${slow.map((w) => w.received()).join('/')} responses, watchers ${many.reduce((n, w) => n + w.received(), 0)}`);
           for (const w of [...slow, ...many]) w.close();
