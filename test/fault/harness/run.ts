@@ -8,7 +8,7 @@
 //   <dir>/committed.json    the committed history the replay was built from
 //   <dir>/logs/<member>.log every start of that member's process
 //   <dir>/summary.json      seed, options, counts, fault windows, the checkers' verdicts
-//   <dir>/timeline.svg, timeline.html
+//   <dir>/timeline.svg, timeline.html, timeline.png
 //
 // Everything started is stopped in a finally block, failures included. Data dirs are removed unless keepData.
 
@@ -38,7 +38,7 @@ import {
 import { FaultCluster, sleep } from './cluster';
 import { MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
 import { Rng } from './rng';
-import { timelineHtml, timelineSvg } from './timeline';
+import { timelineHtml, timelinePng, timelineSvg } from './timeline';
 import { Clock, collectFromRevision1, KEY_PREFIX, KvWorkload, Recorder, toKv, Watcher, type HarnessOp } from './workload';
 import { rawClient } from '../../helpers/member';
 
@@ -289,6 +289,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   await fsp.writeFile(path.join(o.dir, 'summary.json'), JSON.stringify(JSON.parse(encodeLine(summary)), null, 2) + '\n');
   const svg = timelineSvg(history, summary.faults, `seed ${o.seed} · ${o.nemesis} · ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}`);
   await fsp.writeFile(path.join(o.dir, 'timeline.svg'), svg);
+  await fsp.writeFile(path.join(o.dir, 'timeline.png'), timelinePng(svg));
   await fsp.writeFile(path.join(o.dir, 'timeline.html'), timelineHtml(svg, summary));
   if (!o.keepData) await fsp.rm(path.join(o.dir, 'data'), { recursive: true, force: true });
   log(`  ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}: ${summary.operations.total} ops (${summary.operations.indeterminate} indeterminate, ${summary.operations.failedReads} failed reads), ${summary.faults.length} faults, ${short(summary.wallMs)} → ${o.dir}`);
