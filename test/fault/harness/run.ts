@@ -36,7 +36,7 @@ import {
   type WatchLog,
 } from '../checker';
 import { FaultCluster, sleep } from './cluster';
-import { MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
+import { clusterNeeds, MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
 import { Rng } from './rng';
 import { timelineHtml, timelineSvg } from './timeline';
 import { Clock, collectFromRevision1, KEY_PREFIX, KvWorkload, Recorder, toKv, Watcher, type HarnessOp } from './workload';
@@ -175,7 +175,8 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   };
   if (o.nemesis !== 'none' && o.nemesis !== MIXED && !nemesisByName(o.nemesis)) throw new Error(`unknown nemesis ${o.nemesis}`);
   log(`run ${path.basename(o.dir)}: seed ${o.seed}, nemesis ${o.nemesis}, ${short(o.durationMs)}`);
-  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: o.env, log });
+  const needs = clusterNeeds(o.nemesis);
+  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: o.env, log, seed: o.seed, peerProxy: needs.peerProxy, extraArgs: needs.memberArgs });
   summary.netns = cluster.net ? true : `no (${cluster.netnsWhy})`;
   const watchers = cluster.endpoints.map((e, i) => new Watcher(e, cluster.names[i]!, clock));
   let workload: KvWorkload | undefined;
@@ -218,7 +219,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     if (summary.error) throw new Error('run failed before checking');
     // Heal: everything resumed and running, then the final write must succeed (liveness).
     for (let i = 0; i < 3; i++) cluster.resume(i);
-    await cluster.net?.heal();
+    await cluster.healNetwork();
     for (let i = 0; i < 3; i++) if (!cluster.isUp(i)) await cluster.restart(i);
     const client = recorder.newClientId();
     let finalRev = 0;
