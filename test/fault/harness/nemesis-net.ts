@@ -104,12 +104,18 @@ async function sumMetric(ctx: NemesisContext, name: string, labels: string): Pro
   return values.reduce((a, b) => a + b, 0);
 }
 
-/** The last compact index a member logged ("compacted Raft logs"), 0 if none. */
-async function lastCompactIndex(ctx: NemesisContext, i: number): Promise<number> {
+/** What member i logged since `sinceIso`: its last compact index ("compacted Raft logs", 0 if none) and whether
+ * it declared `peerHex` inactive (its stream to that peer closed). */
+async function leaderLog(ctx: NemesisContext, i: number, sinceIso: string, peerHex: string): Promise<{ compactIndex: number; peerInactive: boolean }> {
   const text = await fsp.readFile(ctx.cluster.logFile(i), 'utf8').catch(() => '');
-  let last = 0;
-  for (const m of text.matchAll(/"msg":"compacted Raft logs"[^\n]*?"compact-index":(\d+)|"compact-index":(\d+)[^\n]*?"msg":"compacted Raft logs"/g)) last = Number(m[1] ?? m[2]);
-  return last;
+  const out = { compactIndex: 0, peerInactive: false };
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line);
+    if (e.msg === 'compacted Raft logs') out.compactIndex = e['compact-index'];
+    else if (e.ts >= sinceIso && e['peer-id'] === peerHex && String(e.msg).startsWith('peer became inactive')) out.peerInactive = true;
+  }
+  return out;
 }
 
 export const blackholeUntilSnapshot: Nemesis = {
@@ -122,23 +128,28 @@ export const blackholeUntilSnapshot: Nemesis = {
     const l = await cluster.leader(3000);
     if (l < 0) return { detail: 'no leader: nothing isolated', heal: async () => {} };
     const f = ctx.rng.pick(others(l));
-    const fHex = `{To="${BigInt(cluster.memberIds[f]!).toString(16)}"}`;
+    const peerHex = BigInt(cluster.memberIds[f]!).toString(16);
+    const fHex = `{To="${peerHex}"}`;
     const sentBefore = await sumMetric(ctx, 'etcd_network_snapshot_send_success', fHex);
     const appliedBefore = await metric(cluster.endpoints[f]!, 'tsetcd_snapshots_applied_total').then((m) => m.get('') ?? 0, () => 0);
+    const cutIso = new Date().toISOString();
     await cluster.net!.isolate(f);
-    // The follower cannot hold an entry the leader did not have when the cut came.
-    const leaderIndex = Number((await cluster.status(l)).raft_index);
+    // The follower cannot hold an entry the leader did not have when the cut came, except what the leader's socket
+    // still holds for retransmission: a blackhole route drops packets, not the connection, and TCP delivers that
+    // backlog after the heal. Hence also wait until the leader's stream to the follower has closed (its read
+    // timeout), which discards the backlog and puts the follower back to probing from its own last index.
+    const leaderIndex = Number((await cluster.status(l)).raftIndex);
     const past = leaderIndex + IN_FLIGHT_MARGIN;
     const started = Date.now();
-    let compacted = await lastCompactIndex(ctx, l);
-    while (compacted < past && Date.now() - started < 20_000) {
+    let seen = await leaderLog(ctx, l, cutIso, peerHex);
+    while ((seen.compactIndex < past || !seen.peerInactive) && Date.now() - started < 20_000) {
       await sleep(200);
-      compacted = await lastCompactIndex(ctx, l);
+      seen = await leaderLog(ctx, l, cutIso, peerHex);
     }
     const waited = ((Date.now() - started) / 1000).toFixed(1);
     const name = (i: number) => cluster.names[i]!;
     return {
-      detail: `blackhole ${name(f)} <-> peers until ${name(l)} compacted its Raft log past index ${past}: ${compacted >= past ? `compact index ${compacted} after ${waited} s` : `only to ${compacted} within ${waited} s`}`,
+      detail: `blackhole ${name(f)} <-> peers until ${name(l)} compacted its Raft log past index ${past} and dropped its stream: compact index ${seen.compactIndex}, stream ${seen.peerInactive ? 'closed' : 'still open'} after ${waited} s`,
       heal: async () => {
         await cluster.net!.heal();
         const until = Date.now() + 10_000;
