@@ -23,7 +23,6 @@
 //
 //   {"id": 1, "op": "rules", "rules": [LinkRule, ...]}   replace every rule ([] heals); held frames are released
 //   {"id": 2, "op": "stats"}                            → {"id": 2, "stats": {"<from>-><to>": LinkCounters}}
-//   {"id": 3, "op": "reset"}                            reset every proxied connection now
 //
 // stdin rather than a port, so that the harness reaches the proxy even when the member's link is down, and the
 // proxy exits when stdin closes: it cannot outlive the harness that started it. Plain TCP only (no peer TLS).
@@ -117,11 +116,6 @@ export class PeerProxy {
 
   stats(): Record<string, LinkCounters> {
     return Object.fromEntries([...this.counters].map(([k, c]) => [k, { ...c }]));
-  }
-
-  /** Resets every proxied connection (both sockets get a TCP RST). */
-  resetAll(): void {
-    for (const c of [...this.conns]) c.reset();
   }
 
   close(): Promise<void> {
@@ -281,7 +275,7 @@ class ProxiedConnection {
   }
 
   /** Both sockets get a TCP RST, as a middlebox resetting the connection would. */
-  reset(): void {
+  private reset(): void {
     if (this.closed) return;
     this.down.resetAndDestroy();
     this.up.resetAndDestroy();
@@ -305,7 +299,6 @@ export interface PeerProxyProcess {
   readonly port: number;
   request(op: 'rules', body: { rules: LinkRule[] }): Promise<void>;
   request(op: 'stats'): Promise<Record<string, LinkCounters>>;
-  request(op: 'reset'): Promise<void>;
   /** SIGKILL by PID; resolves when it has exited. */
   kill(): Promise<void>;
 }
@@ -389,7 +382,6 @@ async function main(argv: string[]): Promise<void> {
       const m = JSON.parse(line);
       id = m.id;
       if (m.op === 'rules') proxy.setRules(m.rules);
-      else if (m.op === 'reset') proxy.resetAll();
       else if (m.op !== 'stats') throw new Error(`unknown op ${m.op}`);
       process.stdout.write(JSON.stringify({ id, stats: proxy.stats() }) + '\n');
     } catch (err) {
