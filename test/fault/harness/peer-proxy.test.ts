@@ -7,6 +7,7 @@ import net from 'node:net';
 import t from 'tap';
 import { encodeFrame, FrameDecoder, FrameType, type Frame } from '../../../src/server/transport/frame';
 import { encodeHello, idString, PROTOCOL_VERSION, type ConnectionKind } from '../../../src/server/transport/handshake';
+import { MessageType } from '../../../src/raft/types';
 import { PeerProxy, spawnPeerProxy, type LinkRule } from './peer-proxy';
 
 const A = 0xaan;
@@ -110,6 +111,11 @@ t.test('duplicate and reorder', async (t) => {
   await until(() => messages(dup.member.got.frames).length === 4);
   t.same(messages(dup.member.got.frames), ['m1', 'm1', 'm2', 'm2']);
   t.equal(proxy.stats()[`${idString(A)}->${idString(B)}`]?.duplicated, 2);
+  // A forwarded proposal is never duplicated (it would be committed twice); raft-codec: version 1, then the type.
+  const prop = (s: string) => encodeFrame(FrameType.Message, Buffer.concat([Buffer.from([1, MessageType.MsgProp]), Buffer.from(s)]));
+  dup.socket.write(Buffer.concat([prop('p1'), msg('m3')]));
+  await until(() => messages(dup.member.got.frames).length === 7);
+  t.same(messages(dup.member.got.frames).slice(4).map((m) => m.replace(/^\x01\x02/, '')), ['p1', 'm3', 'm3']);
 
   proxy.setRules([{ from: idString(A), to: idString(B), reorder: 1 }]);
   const re = await connect(hello(A, B));

@@ -9,7 +9,8 @@
 //
 //   dialer → listener   the rule for from→to: MESSAGE frames can be dropped, delayed (base ± jitter ms, so they
 //                       also overtake each other), duplicated, held back until the next one has gone (reorder), or
-//                       make the proxy reset the connection; on a snapshot connection a "drop" of any snapshot frame
+//                       make the proxy reset the connection (a MsgProp is never duplicated, see below); on a
+//                       snapshot connection a "drop" of any snapshot frame
 //                       resets the connection instead (a snapshot with a hole must not be delivered);
 //   listener → dialer   the rule for to→from: only `blackhole` applies (ACK, HEARTBEAT, SNAPSHOT_DONE).
 //
@@ -24,6 +25,13 @@
 //   {"id": 1, "op": "rules", "rules": [LinkRule, ...]}   replace every rule ([] heals); held frames are released
 //   {"id": 2, "op": "stats"}                            → {"id": 2, "stats": {"<from>-><to>": LinkCounters}}
 //
+// Why no duplicate MsgProp: a follower forwards a client's proposal to the leader as a MsgProp, and two copies
+// become two log entries, both applied, so the client's one Put is committed twice. Raft gives at-least-once
+// delivery only; exactly-once needs client sessions (Raft thesis §6.3), which etcd does not have either. etcd's
+// TCP streams never duplicate a message, nor does our transport (it drops its queue on reconnect rather than
+// resend), so a duplicated proposal is a fault neither can meet. (Found by flaky-network, seed 12: one Put at
+// revisions 1131 and 1132.) Every other Raft message is duplicated, which Raft must and does tolerate.
+//
 // stdin rather than a port, so that the harness reaches the proxy even when the member's link is down, and the
 // proxy exits when stdin closes: it cannot outlive the harness that started it. Plain TCP only (no peer TLS).
 
@@ -32,6 +40,7 @@ import net from 'node:net';
 import readline from 'node:readline';
 import { encodeFrameHeader, FrameDecoder, FrameType, type Frame } from '../../../src/server/transport/frame';
 import { decodeHello, idString, isHello, type ConnectionKind } from '../../../src/server/transport/handshake';
+import { MessageType } from '../../../src/raft/types';
 import { Rng } from './rng';
 
 /** What happens to the frames on one directed link; member IDs in etcd's hex form (idString). */
@@ -130,6 +139,11 @@ export class PeerProxy {
   }
 }
 
+/** A MESSAGE payload (src/server/raft-codec.ts: u8 version 1, u8 type, ...) that carries a MsgProp. */
+function isProposal(payload: Buffer): boolean {
+  return payload.length >= 2 && payload[0] === 1 && payload[1] === MessageType.MsgProp;
+}
+
 function linkKey(from: string, to: string): string {
   return `${from}->${to}`;
 }
@@ -213,7 +227,7 @@ class ProxiedConnection {
       n.dropped++;
       return;
     }
-    const copies = chance(rule.duplicate) ? 2 : 1;
+    const copies = chance(rule.duplicate) && !isProposal(f.payload) ? 2 : 1;
     if (copies === 2) n.duplicated++;
     const reorder = chance(rule.reorder);
     const base = rule.delayMs ?? 0;
