@@ -58,15 +58,20 @@ export const isolateLeader: Nemesis = {
     const { cluster } = ctx;
     const l0 = await cluster.leader(3000);
     const l = l0 >= 0 ? l0 : ctx.rng.int(0, 2);
+    const cutIso = new Date().toISOString();
     await cluster.net!.linkDown(l);
     return {
       detail: `link down: ${cluster.names[l]}${l0 >= 0 ? ' (the leader)' : ' (no leader known)'} cut from peers and clients`,
       heal: async () => {
         // Before the link comes back: whom do the other two follow?
         const leaders = await Promise.all(others(l).map((i) => cluster.status(i, 1000).then((s) => String(s.leader), () => undefined)));
+        // CheckQuorum: a leader that hears from no quorum steps down within one to two election timeouts.
+        const stepDown = (await logEntries(ctx, l)).find((e) => e.ts >= cutIso && String(e.msg).includes('stepped down to follower since quorum is not active'));
+        const heldMs = Date.now() - Date.parse(cutIso);
         await cluster.net!.heal();
         const named = leaders.map((id) => (id === undefined ? 'no answer' : id === '0' ? 'no leader' : cluster.names[cluster.memberIds.indexOf(id)] ?? id));
-        return `at heal ${others(l).map((i, k) => `${cluster.names[i]} followed ${named[k]}`).join(', ')}`;
+        const old = stepDown ? `stepped down (quorum not active) ${Date.parse(stepDown.ts) - Date.parse(cutIso)} ms after the cut` : `had not stepped down after ${heldMs} ms`;
+        return `at heal ${others(l).map((i, k) => `${cluster.names[i]} followed ${named[k]}`).join(', ')}; ${cluster.names[l]} ${old}`;
       },
     };
   },
@@ -104,14 +109,17 @@ async function sumMetric(ctx: NemesisContext, name: string, labels: string): Pro
   return values.reduce((a, b) => a + b, 0);
 }
 
-/** What member i logged since `sinceIso`: its last compact index ("compacted Raft logs", 0 if none) and whether
- * it declared `peerHex` inactive (its stream to that peer closed). */
-async function leaderLog(ctx: NemesisContext, i: number, sinceIso: string, peerHex: string): Promise<{ compactIndex: number; peerInactive: boolean }> {
+/** Member i's log entries (JSON lines of its log file), oldest first. */
+async function logEntries(ctx: NemesisContext, i: number): Promise<any[]> {
   const text = await fsp.readFile(ctx.cluster.logFile(i), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+}
+
+/** What member i logged: its last compact index ("compacted Raft logs", 0 if none) and whether it declared
+ * `peerHex` inactive (its stream to that peer closed) since `sinceIso`. */
+async function leaderLog(ctx: NemesisContext, i: number, sinceIso: string, peerHex: string): Promise<{ compactIndex: number; peerInactive: boolean }> {
   const out = { compactIndex: 0, peerInactive: false };
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const e = JSON.parse(line);
+  for (const e of await logEntries(ctx, i)) {
     if (e.msg === 'compacted Raft logs') out.compactIndex = e['compact-index'];
     else if (e.ts >= sinceIso && e['peer-id'] === peerHex && String(e.msg).startsWith('peer became inactive')) out.peerInactive = true;
   }
