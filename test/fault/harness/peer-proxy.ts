@@ -10,8 +10,8 @@
 //   dialer → listener   the rule for from→to: MESSAGE frames can be dropped, delayed (base ± jitter ms, so they
 //                       also overtake each other), duplicated, held back until the next one has gone (reorder), or
 //                       make the proxy reset the connection (a MsgProp is never duplicated, see below); on a
-//                       snapshot connection a "drop" of any snapshot frame
-//                       resets the connection instead (a snapshot with a hole must not be delivered);
+//                       snapshot connection a "drop" of any snapshot frame resets the connection instead (a
+//                       snapshot with a hole must not be delivered);
 //   listener → dialer   the rule for to→from: only `blackhole` applies (ACK, HEARTBEAT, SNAPSHOT_DONE).
 //
 // `blackhole` discards every frame in its direction, handshake included, and leaves the connection open, as a
@@ -38,7 +38,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import readline from 'node:readline';
-import { encodeFrameHeader, FrameDecoder, FrameType, type Frame } from '../../../src/server/transport/frame';
+import { encodeFrameHeader, FrameDecoder, FrameError, FrameType, type Frame } from '../../../src/server/transport/frame';
 import { decodeHello, idString, isHello, type ConnectionKind } from '../../../src/server/transport/handshake';
 import { MessageType } from '../../../src/raft/types';
 import { Rng } from './rng';
@@ -186,8 +186,9 @@ class ProxiedConnection {
         if (direction === 'forward') this.forward(f);
         else this.backward(f);
       }
-    } catch {
-      // A framing violation: the member behind us would close the connection too.
+    } catch (err) {
+      // A framing violation: the member behind us would close the connection too. Anything else is our bug.
+      if (!(err instanceof FrameError)) throw err;
       this.destroy();
     }
   }
