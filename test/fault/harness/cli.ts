@@ -100,7 +100,7 @@ function parseArgs(argv: string[]): Record<string, string | boolean | string[]> 
     const a = argv[i]!;
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
     const name = a.slice(2);
-    if (['quick', 'full', 'unsafe-local-reads', 'expect-anomaly', 'no-netns', 'keep-data', 'help'].includes(name)) out[name] = true;
+    if (['quick', 'full', 'unsafe-local-reads', 'expect-anomaly', 'no-netns', 'keep-data', 'peer-proxy', 'help'].includes(name)) out[name] = true;
     else if (name === 'nemesis') {
       const l = (out.nemesis as string[] | undefined) ?? [];
       l.push(argv[++i]!);
@@ -114,7 +114,7 @@ function parseArgs(argv: string[]): Record<string, string | boolean | string[]> 
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   if (args.help) {
-    console.log('usage: npm run faults -- (--quick | --full | --nemesis NAME...) [--seed N] [--runs N] [--duration S] [--out DIR] [--unsafe-local-reads] [--expect-anomaly] [--no-netns] [--lin-timeout S] [--keep-data]');
+    console.log('usage: npm run faults -- (--quick | --full | --nemesis NAME...) [--seed N] [--runs N] [--duration S] [--out DIR] [--unsafe-local-reads] [--expect-anomaly] [--no-netns] [--lin-timeout S] [--keep-data] [--peer-proxy]');
     console.log(`nemeses: none, ${MIXED}, ${NEMESES.map((n) => `${n.name} (${n.matrix}${n.needsNetns ? ', netns' : ''})`).join(', ')}`);
     return 0;
   }
@@ -146,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       env,
       linTimeoutMs: Number(args['lin-timeout'] ?? 60) * 1000,
       keepData: Boolean(args['keep-data']),
+      peerProxy: Boolean(args['peer-proxy']),
     };
     summaries.push(await runOne(opts));
     await fsp.writeFile(path.join(out, 'table.md'), summaryTable(summaries));

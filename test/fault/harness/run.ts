@@ -36,7 +36,7 @@ import {
   type WatchLog,
 } from '../checker';
 import { FaultCluster, sleep } from './cluster';
-import { MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
+import { clusterNeeds, MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
 import { Rng } from './rng';
 import { timelineHtml, timelinePng, timelineSvg } from './timeline';
 import { Clock, collectFromRevision1, KEY_PREFIX, KvWorkload, Recorder, toKv, Watcher, type HarnessOp } from './workload';
@@ -58,6 +58,8 @@ export interface RunOptions {
   holdMs?: [number, number];
   gapMs?: [number, number];
   keepData?: boolean;
+  /** Peer proxies in front of the members even if the nemesis does not need them (the same faults through them). */
+  peerProxy?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -162,7 +164,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     netns: false,
     env: Object.fromEntries(Object.entries(o.env ?? {}).map(([k, v]) => [k, String(v)])),
     dir: o.dir,
-    replay: `npm run faults -- --seed ${o.seed} --nemesis ${o.nemesis} --duration ${o.durationMs / 1000}${o.env?.TSETCD_UNSAFE_LOCAL_READS ? ' --unsafe-local-reads' : ''}${o.netns === false ? ' --no-netns' : ''}`,
+    replay: `npm run faults -- --seed ${o.seed} --nemesis ${o.nemesis} --duration ${o.durationMs / 1000}${o.env?.TSETCD_UNSAFE_LOCAL_READS ? ' --unsafe-local-reads' : ''}${o.netns === false ? ' --no-netns' : ''}${o.peerProxy ? ' --peer-proxy' : ''}`,
     startedAt: new Date(started).toISOString(),
     wallMs: 0,
     operations: { total: 0, ok: 0, failedReads: 0, indeterminate: 0, clients: 0, qps: 0 },
@@ -175,7 +177,8 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   };
   if (o.nemesis !== 'none' && o.nemesis !== MIXED && !nemesisByName(o.nemesis)) throw new Error(`unknown nemesis ${o.nemesis}`);
   log(`run ${path.basename(o.dir)}: seed ${o.seed}, nemesis ${o.nemesis}, ${short(o.durationMs)}`);
-  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: o.env, log });
+  const needs = clusterNeeds(o.nemesis);
+  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: o.env, log, seed: o.seed, peerProxy: needs.peerProxy || o.peerProxy, extraArgs: needs.memberArgs });
   summary.netns = cluster.net ? true : `no (${cluster.netnsWhy})`;
   const watchers = cluster.endpoints.map((e, i) => new Watcher(e, cluster.names[i]!, clock));
   let workload: KvWorkload | undefined;
@@ -218,7 +221,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     if (summary.error) throw new Error('run failed before checking');
     // Heal: everything resumed and running, then the final write must succeed (liveness).
     for (let i = 0; i < 3; i++) cluster.resume(i);
-    await cluster.net?.heal();
+    await cluster.healNetwork();
     for (let i = 0; i < 3; i++) if (!cluster.isUp(i)) await cluster.restart(i);
     const client = recorder.newClientId();
     let finalRev = 0;
