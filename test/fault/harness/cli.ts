@@ -133,6 +133,7 @@ export async function main(argv: string[]): Promise<number> {
   const netns = !netnsWhy;
   const durationMs = args.duration !== undefined ? Number(args.duration) * 1000 : undefined;
   let plan: Plan[];
+  if (args.workload !== undefined && !args.nemesis) throw new Error('--workload goes with --nemesis (--quick and --full choose the workloads themselves)');
   if (args.full) plan = fullPlan(seed, netns);
   else if (args.nemesis) {
     const rng = new Rng(seed);

@@ -291,7 +291,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   }
   if (listWatchLogs.length) await fsp.writeFile(path.join(o.dir, 'watch-listwatch.jsonl'), listWatchLogs.map(encodeLine).join('\n') + '\n');
   await fsp.writeFile(path.join(o.dir, 'summary.json'), JSON.stringify(JSON.parse(encodeLine(summary)), null, 2) + '\n');
-  const svg = timelineSvg(history, summary.faults, `seed ${o.seed} · ${o.nemesis} · ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}`);
+  const svg = timelineSvg(history, summary.faults, `seed ${o.seed} · ${o.nemesis} · ${summary.workload} · ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}`);
   await fsp.writeFile(path.join(o.dir, 'timeline.svg'), svg);
   await fsp.writeFile(path.join(o.dir, 'timeline.html'), timelineHtml(svg, summary));
   if (!o.keepData) await fsp.rm(path.join(o.dir, 'data'), { recursive: true, force: true });
