@@ -3,9 +3,9 @@
 // - KvWorkload: a few clients per member, each with one outstanding request, over a handful of keys under `k/`:
 //   Get, List (prefix), a read at a past revision, Put, Put with a lease, Delete, LeaseRevoke, a CAS (Get, then
 //   Txn if mod_revision = observed then Put else Get) and a two-op Txn. Every Put value is unique. Clients never
-//   retry. A failed write is recorded as indeterminate
-//   (ret = Infinity, output undefined) and its client continues under a new id; a failed read is recorded with
-//   output undefined (the checkers drop it). `failedAt`/`error` keep the error and when it came, for the timeline.
+//   retry. A failed write is recorded as indeterminate (ret = Infinity, output undefined) and its client continues
+//   under a new id; a failed read is recorded with output undefined (the checkers drop it). `failedAt`/`error` keep
+//   the error and when it came, for the timeline. The kube-apiserver-like workload is ./k8s-workload.ts.
 // - Watchers: one per member, on the whole `k/` prefix from revision 1 with prev_kv and progress_notify, sending
 //   RequestProgress now and then. When a stream breaks (member killed, partition) a new watch is started from the
 //   last revision known delivered + 1; each stream is one WatchLog (../checker/watch.ts).
