@@ -327,4 +327,26 @@ export const fixtures: Fixture[] = [
     committed: [c(2, ['put', 'k/p', 'v1']), c(3, ['put', 'k/q', 'w1']), c(4, ['delete', 'k/q'])],
     wgl: 'ok', perKey: 'ok', oracle: 'illegal',
   },
+  {
+    name: 'lease: a revoke that finds its key already deleted answers at the delete\'s revision',
+    history: [
+      grant(0, 0, 10, 7n, 1),
+      put(0, 20, 30, 'a', 'v1', 2, 7n),
+      revoke(1, 50, 60, 7n, 3),
+      del(2, 35, 45, 'a', 3),
+    ],
+    committed: [c(2, ['put', 'a', 'v1', 7n]), c(3, ['delete', 'a'])],
+    wgl: 'ok', perKey: 'ok', oracle: 'ok',
+  },
+  {
+    name: 'planted delete of a key its lease revoke had already deleted',
+    history: [
+      grant(0, 0, 10, 7n, 1),
+      put(0, 20, 30, 'a', 'v1', 2, 7n),
+      revoke(1, 35, 45, 7n, 3),
+      del(2, 50, 60, 'a', 3),
+    ],
+    committed: [c(2, ['put', 'a', 'v1', 7n]), c(3, ['delete', 'a'])],
+    wgl: 'illegal', perKey: 'illegal', oracle: 'illegal',
+  },
 ];
