@@ -1,7 +1,6 @@
-// One fault run (issue #7): start three bin/etcd members, run a workload (KV, or kube-apiserver-like: ./k8s-workload.ts)
-// and the watchers while a nemesis
-// injects faults, heal, make a final write that must succeed, then run the checkers (../checker) and write the run
-// directory:
+// One fault run (issue #7): start three bin/etcd members, run a workload (W-KV, ./workload.ts, or the
+// kube-apiserver-like W-K8s, ./k8s-workload.ts) and the watchers while a nemesis injects faults, heal, make a final
+// write that must succeed, then run the checkers (../checker) and write the run directory:
 //
 //   <dir>/history.jsonl     one operation per line (the checker's format; see encodeLine), then the fault windows
 //                           as lines {"nemesis": ...}
