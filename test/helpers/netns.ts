@@ -2,7 +2,8 @@
 // with a veth whose host end is on a bridge of our own, so that every member has its own address on a private
 // /24 and the host (where the test and its clients run) reaches all of them through the bridge. Faults are
 // blackhole routes inside the namespaces: `isolate(i)` cuts member i off from its peers in both directions while
-// clients on the host still reach it; `cut(i, j)` cuts one pair only (a bridge partition); `heal()` removes them.
+// clients on the host still reach it; `cut(i, j)` cuts one pair only (a bridge partition); `linkDown(i)` takes
+// member i's host-side veth down, cutting it off from everyone, clients included; `heal()` undoes all of them.
 //
 //   host (test, clients): 10.77.X.254 on bridge tsb<id>
 //     ├── veth tsv<id>a ── eth0 10.77.X.1 in namespace tsetcd-<id>-0
@@ -60,7 +61,10 @@ export interface NetnsTopology {
   cut(i: number, j: number): Promise<void>;
   /** Cut member i off from every other member in both directions; the host still reaches it. */
   isolate(i: number): Promise<void>;
-  /** Remove every blackhole route added so far. */
+  /** Take member i's host-side veth down: it reaches no one and no one reaches it. Established TCP connections
+   * stall rather than fail (retransmits), so only deadlines and heartbeats notice. */
+  linkDown(i: number): Promise<void>;
+  /** Remove every blackhole route added so far and bring every downed link back up. */
   heal(): Promise<void>;
   /** Kill nothing: delete the namespaces and the bridge. Stop the processes inside first. */
   destroy(): Promise<void>;
@@ -91,6 +95,7 @@ export async function createNetns(n: number): Promise<NetnsTopology> {
   const hostAddress = `10.77.${x}.254`;
   const created = { bridge: false, namespaces: [] as string[] };
   const routes = new Set<string>(); // "from to"
+  const downed = new Set<number>();
 
   const destroy = async (): Promise<void> => {
     // Deleting a namespace deletes its end of the veth, and with it the host end.
@@ -101,6 +106,7 @@ export async function createNetns(n: number): Promise<NetnsTopology> {
       await ip(['link', 'del', bridge]).catch(() => {});
     }
     routes.clear();
+    downed.clear();
   };
 
   try {
@@ -154,7 +160,16 @@ export async function createNetns(n: number): Promise<NetnsTopology> {
         await blackhole(j, i);
       }
     },
+    async linkDown(i) {
+      check(i);
+      await ip(['link', 'set', hostVeths[i]!, 'down']);
+      downed.add(i);
+    },
     async heal() {
+      for (const i of [...downed]) {
+        await ip(['link', 'set', hostVeths[i]!, 'up']);
+        downed.delete(i);
+      }
       for (const key of [...routes]) {
         const [from, to] = key.split(' ').map(Number) as [number, number];
         await ip(['-n', namespaces[from]!, 'route', 'del', 'blackhole', `${addresses[to]}/32`]);

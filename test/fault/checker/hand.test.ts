@@ -2,7 +2,8 @@
 // explanations must point at the operation at fault.
 
 import t from 'tap';
-import { fixtures, get, put } from './fixtures';
+import { c, fixtures, get, put } from './fixtures';
+import { patchHistory } from './patch';
 import { checkLinearizable } from './linearizable';
 import { checkPerKey } from './register';
 import { Replay } from './replay';
@@ -61,4 +62,16 @@ t.test('prepareHistory drops failed reads and rejects overlapping client operati
   t.equal(h.length, 1);
   t.equal(h[0]!.ret, Infinity, 'a failed write is open until +∞');
   t.throws(() => prepareHistory([put(0, 0, 10, 'a', 'v1', 2), put(0, 5, 15, 'a', 'v2', 3)]), /overlapping/);
+});
+
+t.test('patch drops an indeterminate lease grant that nothing names, and keeps one that is used', async (t) => {
+  const h = [
+    { client: 0, call: 0, ret: Infinity, input: { type: 'leaseGrant' as const, id: 5n }, output: undefined },
+    { client: 1, call: 0, ret: Infinity, input: { type: 'leaseGrant' as const, id: 6n }, output: undefined },
+    put(2, 10, 20, 'a', 'v1', 2, 6n),
+  ];
+  const r = patchHistory(h, new Replay([c(2, ['put', 'a', 'v1', 6n])]));
+  t.equal(r.dropped, 1);
+  t.same(r.history.filter((x) => x.input.type === 'leaseGrant').map((x) => (x.input as { id: bigint }).id), [6n], 'the used grant stays (open)');
+  t.equal(checkLinearizable(r.history).result, 'ok');
 });

@@ -14,6 +14,10 @@
 // at r-1, deletes exactly what r holds), the request had no effect: drop it (applied to absent keys it is a
 // no-op, the same as not applied; a revoke is kept, since it also ends its lease). If exactly one revision fits, and it fits no other open request, it took
 // effect there: resolve it as above. Otherwise it stays indeterminate (the harness keeps few in flight).
+//
+// A LeaseGrant has no revision and no value. An indeterminate grant of a lease that no other request names and no
+// committed key carries is dropped: whether such a lease exists cannot be observed, so "never granted" is as good
+// a linearization as any (the harness's clients never use a lease whose grant failed). Otherwise it stays open.
 // The patched history is only as trustworthy as the committed history; the unpatched check does not depend on
 // it but may need a budget.
 
@@ -87,6 +91,18 @@ export function patchHistory(history: History, replay: Replay): PatchReport {
     for (const r of revs) fitCount.set(r, (fitCount.get(r) ?? 0) + 1);
   }
 
+  const namedLeases = new Set<bigint>();
+  for (const op of ops) {
+    const i = op.input;
+    if (i.type === 'leaseRevoke') namedLeases.add(i.id);
+    const puts = i.type === 'put' ? [i] : i.type === 'txn' ? [...i.success, ...i.failure] : [];
+    for (const p of puts) if (p.type === 'put' && p.lease) namedLeases.add(p.lease);
+    if (i.type === 'txn') for (const c of i.compare) if (c.target === 'lease') namedLeases.add(c.operand as bigint);
+  }
+  for (let rev = 2; rev <= replay.lastRevision; rev++) {
+    for (const e of replay.eventsAt(rev)) if (e.kv?.lease) namedLeases.add(e.kv.lease);
+  }
+
   const out: Operation[] = [];
   let dropped = 0;
   let resolved = 0;
@@ -97,6 +113,10 @@ export function patchHistory(history: History, replay: Replay): PatchReport {
       continue;
     }
     const i = op.input;
+    if (i.type === 'leaseGrant' && i.id !== 0n && !namedLeases.has(i.id)) {
+      dropped++;
+      continue;
+    }
     const fit = fits.get(op);
     if (fit) {
       // A revoke also ends its lease, an effect without a revision: it is never dropped.

@@ -81,6 +81,7 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
     '[' + evs.map((e) => (e.type === 'put' ? `put ${e.key}=${JSON.stringify(e.value)}${e.lease ? ` lease ${e.lease}` : ''}` : `delete ${e.key}`)).join(', ') + ']';
 
   // 1 and 3: operations with a definite answer.
+  const revokesAt: number[] = [];
   ops.forEach((op, i) => {
     const out = op.output;
     if (out === undefined || isError(out)) return;
@@ -115,6 +116,17 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
     const committedAtR = (): CommittedEvent[] => committedEvents(replay, r);
     const writeFits = w !== undefined && outputMatches(input, w.output, out);
     if (writeFits && sameEvents(w.events, committedAtR())) {
+      // A revoke's answer does not say what it deleted. If deleting nothing at r also explains it (its keys were
+      // gone by r), another request (a delete of the same keys) may own r and the revoke came after it: decide
+      // once every request with a definite write has claimed its revision.
+      if (input.type === 'leaseRevoke') {
+        const st = replay.snapshot(r, relevantKeys(input));
+        if (apply(st, input).state.revision === st.revision) {
+          revokesAt.push(i);
+          resolved[i] = r;
+          return;
+        }
+      }
       const prevOwner = owner.get(r);
       if (prevOwner !== undefined) {
         violations.push({ kind: 'duplicate-write', op: i, revision: r, message: `${describe(i)} and ${describe(prevOwner)} both claim revision ${r}` });
@@ -153,6 +165,14 @@ export function checkRevisionOracle(history: History, replay: Replay): OracleRep
     });
     wrote[i] = m.state.revision !== st.revision;
   });
+
+  // A revoke that fits both ways wrote at r only if no other request did.
+  for (const i of revokesAt) {
+    const r = resolved[i]!;
+    if (owner.has(r)) continue;
+    owner.set(r, i);
+    wrote[i] = true;
+  }
 
   // 2: every committed revision belongs to one issued request.
   const candidates = ops.map((_, i) => i).filter((i) => ops[i]!.output === undefined && isWriteInput(ops[i]!.input));

@@ -186,7 +186,7 @@ t.test('expectUniqueRevision rejects two events at one revision', async (t) => {
   t.ok(checkWatch(log, r, 0, { expectUniqueRevision: true }).some((v) => v.property === 'Unique'));
 });
 
-t.test('a delete at exactly a compaction revision is optional (etcd drops its tombstone), nothing else is', async (t) => {
+t.test('F19 mixed, seed 1374094923: a delete at exactly a compaction revision is optional (etcd drops its tombstone), nothing else is', async (t) => {
   // The first delete in the committed history after revision 2, and a log from revision 1 missing it.
   let delRev = 0;
   for (let rev = 3; rev <= last && delRev === 0; rev++) if (replay.eventsAt(rev).some((e) => e.type === 'delete')) delRev = rev;
@@ -204,4 +204,25 @@ t.test('a delete at exactly a compaction revision is optional (etcd drops its to
   t.ok(checkWatch(log, replay, 0, { compactRevisions: [delRev + 1] }).some((v) => v.property === 'Reliable'), 'a compaction at another revision does not excuse it');
   // Delivered anyway (a synced watch gets it live): still fine.
   t.same(checkWatch(logs(new Rng(seed)).all, replay, 0, { compactRevisions: [delRev] }).map((v) => v.message), [], 'delivered is fine too');
+});
+
+t.test('requirePrevKv: a missing prev_kv is reported, except on an event at exactly a compaction revision', async (t) => {
+  const r = new Replay([
+    { revision: 2, events: [{ type: 'put', key: 'a', value: 'x' }] },
+    { revision: 3, events: [{ type: 'put', key: 'a', value: 'y' }] },
+    { revision: 4, events: [{ type: 'delete', key: 'a' }] },
+  ]);
+  const log: WatchLog = {
+    request: { key: 'a', startRevision: 3, prevKv: true },
+    responses: [
+      { revision: 4, events: [], created: true },
+      { revision: 4, events: [{ type: 'put', kv: { key: 'a', value: 'y', modRevision: 3, createRevision: 2, version: 2 }, prevKv: null }] },
+      { revision: 4, events: [{ type: 'delete', kv: { key: 'a', value: '', modRevision: 4 }, prevKv: null }] },
+    ],
+  };
+  t.same(checkWatch(log, r), [], 'not required: nil is tolerated');
+  t.same(checkWatch(log, r, 0, { requirePrevKv: true }).map((v) => v.property), ['PrevKV', 'PrevKV'], 'required: both are reported');
+  const excused = checkWatch(log, r, 0, { requirePrevKv: true, compactRevisions: [3] });
+  t.same(excused.map((v) => v.property), ['PrevKV'], 'a compaction at 3 excuses the put at 3 only');
+  t.match(excused[0]!.message, /existed at revision 3/, 'the delete at 4 is still reported');
 });

@@ -18,7 +18,8 @@
 //   progress notification). No gaps, nothing extra.
 // - IsCreate: a put is a creation (create_revision == mod_revision) iff the key did not exist at revision-1.
 // - PrevKV: with prev_kv requested, a non-nil prev_kv equals the key at revision-1 (nil is tolerated, as etcd's
-//   check does, because of compaction, unless `requirePrevKv`: kube needs it on every update and delete).
+//   check does, because of compaction, unless `requirePrevKv`: kube needs it on every update and delete; even then
+//   an event at exactly a compaction revision may lack it).
 // - Created/Canceled: a created response comes first; nothing follows a cancel; a compaction cancel
 //   (compact_revision C) is only allowed when the next revision the watch owed is below C.
 
@@ -247,7 +248,9 @@ export function checkWatch(log: WatchLog, replay: Replay, watch = 0, options: Wa
     }
   }
 
-  // IsCreate, PrevKV.
+  // IsCreate, PrevKV. A watch reads prev_kv at revision-1; a compaction at the event's own revision has removed
+  // the version it replaced (etcd's watcher then sends no prev_kv), so requirePrevKv excuses exactly that event.
+  const compactedAt = new Set(options.compactRevisions ?? []);
   for (const { e } of flat) {
     const rev = e.kv.modRevision;
     const before = replay.stateAt(e.kv.key, rev - 1);
@@ -265,7 +268,7 @@ export function checkWatch(log: WatchLog, replay: Replay, watch = 0, options: Wa
         if (!ok) {
           add('PrevKV', `${describeEvent(e)} has prev_kv ${JSON.stringify(e.prevKv.value)}@${e.prevKv.modRevision}, but at revision ${rev - 1} the key was ${before ? `${JSON.stringify(before.value)}@${before.modRevision}` : 'absent'}`);
         }
-      } else if (options.requirePrevKv && before !== null) {
+      } else if (options.requirePrevKv && before !== null && !compactedAt.has(rev)) {
         add('PrevKV', `${describeEvent(e)} has no prev_kv, but the key existed at revision ${rev - 1}`);
       }
     }

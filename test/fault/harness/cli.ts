@@ -1,9 +1,12 @@
 // npm run faults -- [options]: runs fault runs (./run.ts) and writes a table across them.
 //
 //   --quick                 a seeded random subset: the baseline plus kill, pause, partition and failpoint crash
-//                           runs, ~12 s of traffic each (about 5 minutes on 2 cores)
-//   --full                  every nemesis (F0..F15 as available) × 2 seeds × 20 s, plus a 60 s mixed run (F19)
+//                           runs, ~12 s of traffic each (about 5 minutes on 2 cores), a seeded half of the fault
+//                           runs with the k8s workload
+//   --full                  every nemesis (F0..F15 as available) × both workloads (one seed each) × 20 s, plus a
+//                           60 s mixed run (F19) per workload
 //   --nemesis NAME          one nemesis (repeatable); names: none, mixed, and those in nemesis.ts
+//   --workload W            with --nemesis: kv (W-KV, the default), k8s (W-K8s: kube-apiserver-like), or both
 //   --runs N                runs per nemesis (default 1)
 //   --duration S            seconds of traffic per run
 //   --seed N                the master seed (printed; every run's seed derives from it, or is it with one run)
@@ -25,15 +28,20 @@ import { MIXED, NEMESES } from './nemesis';
 import { randomSeed, Rng } from './rng';
 import { runOne, type RunOptions, type RunSummary } from './run';
 
+export type WorkloadName = 'kv' | 'k8s';
+export const WORKLOADS: readonly WorkloadName[] = ['kv', 'k8s'];
+
 export interface Plan {
   nemesis: string;
+  workload: WorkloadName;
   seed: number;
   durationMs: number;
 }
 
 const QUICK_CORE = ['kill-random', 'kill-leader', 'pause-leader', 'partition-leader', 'partition-member', 'failpoint-crash'];
 
-/** The runs of --quick: the baseline, then the core faults in a seeded random order, then two random extras. */
+/** The runs of --quick: the baseline, then the core faults in a seeded random order, then two random extras; every
+ * fault run gets a workload from a seeded alternation, so about half use k8s. */
 export function quickPlan(seed: number, netns: boolean, durationMs = 12_000, extras = 2): Plan[] {
   const rng = new Rng(seed);
   const avail = new Set(NEMESES.filter((n) => netns || !n.needsNetns).map((n) => n.name));
@@ -41,16 +49,18 @@ export function quickPlan(seed: number, netns: boolean, durationMs = 12_000, ext
   const rest = [...avail].filter((n) => !core.includes(n));
   const chosen = ['none', ...shuffle(core, rng)];
   for (let i = 0; i < extras && rest.length; i++) chosen.push(rest.splice(rng.int(0, rest.length - 1), 1)[0]!);
-  return chosen.map((nemesis) => ({ nemesis, seed: rng.int(1, 2 ** 31 - 1), durationMs }));
+  const first = rng.int(0, 1);
+  return chosen.map((nemesis, k) => ({ nemesis, workload: k === 0 ? 'kv' : WORKLOADS[(k + first) % 2]!, seed: rng.int(1, 2 ** 31 - 1), durationMs }));
 }
 
+/** Every nemesis with each workload (one seed each), then a long mixed run per workload. */
 export function fullPlan(seed: number, netns: boolean): Plan[] {
   const rng = new Rng(seed);
   const out: Plan[] = [];
   for (const n of ['none', ...NEMESES.filter((x) => netns || !x.needsNetns).map((x) => x.name)]) {
-    for (let k = 0; k < 2; k++) out.push({ nemesis: n, seed: rng.int(1, 2 ** 31 - 1), durationMs: 20_000 });
+    for (const workload of WORKLOADS) out.push({ nemesis: n, workload, seed: rng.int(1, 2 ** 31 - 1), durationMs: 20_000 });
   }
-  out.push({ nemesis: MIXED, seed: rng.int(1, 2 ** 31 - 1), durationMs: 60_000 });
+  for (const workload of WORKLOADS) out.push({ nemesis: MIXED, workload, seed: rng.int(1, 2 ** 31 - 1), durationMs: 60_000 });
   return out;
 }
 
@@ -100,7 +110,7 @@ function parseArgs(argv: string[]): Record<string, string | boolean | string[]> 
     const a = argv[i]!;
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
     const name = a.slice(2);
-    if (['quick', 'full', 'unsafe-local-reads', 'expect-anomaly', 'no-netns', 'keep-data', 'help'].includes(name)) out[name] = true;
+    if (['quick', 'full', 'unsafe-local-reads', 'expect-anomaly', 'no-netns', 'keep-data', 'peer-proxy', 'help'].includes(name)) out[name] = true;
     else if (name === 'nemesis') {
       const l = (out.nemesis as string[] | undefined) ?? [];
       l.push(argv[++i]!);
@@ -114,7 +124,7 @@ function parseArgs(argv: string[]): Record<string, string | boolean | string[]> 
 export async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   if (args.help) {
-    console.log('usage: npm run faults -- (--quick | --full | --nemesis NAME...) [--seed N] [--runs N] [--duration S] [--out DIR] [--unsafe-local-reads] [--expect-anomaly] [--no-netns] [--lin-timeout S] [--keep-data]');
+    console.log('usage: npm run faults -- (--quick | --full | --nemesis NAME... [--workload kv|k8s|both]) [--seed N] [--runs N] [--duration S] [--out DIR] [--unsafe-local-reads] [--expect-anomaly] [--no-netns] [--lin-timeout S] [--keep-data] [--peer-proxy]');
     console.log(`nemeses: none, ${MIXED}, ${NEMESES.map((n) => `${n.name} (${n.matrix}${n.needsNetns ? ', netns' : ''})`).join(', ')}`);
     return 0;
   }
@@ -123,12 +133,17 @@ export async function main(argv: string[]): Promise<number> {
   const netns = !netnsWhy;
   const durationMs = args.duration !== undefined ? Number(args.duration) * 1000 : undefined;
   let plan: Plan[];
+  if (args.workload !== undefined && !args.nemesis) throw new Error('--workload goes with --nemesis (--quick and --full choose the workloads themselves)');
   if (args.full) plan = fullPlan(seed, netns);
   else if (args.nemesis) {
     const rng = new Rng(seed);
     const runs = Number(args.runs ?? 1);
     const names = args.nemesis as string[];
-    plan = names.flatMap((nemesis) => Array.from({ length: runs }, (_, k) => ({ nemesis, seed: names.length === 1 && runs === 1 && k === 0 ? seed : rng.int(1, 2 ** 31 - 1), durationMs: durationMs ?? 15_000 })));
+    const w = String(args.workload ?? 'kv');
+    if (w !== 'both' && !WORKLOADS.includes(w as WorkloadName)) throw new Error(`unknown workload ${w} (kv, k8s or both)`);
+    const workloads = w === 'both' ? WORKLOADS : [w as WorkloadName];
+    const single = names.length === 1 && runs === 1 && workloads.length === 1;
+    plan = names.flatMap((nemesis) => workloads.flatMap((workload) => Array.from({ length: runs }, () => ({ nemesis, workload, seed: single ? seed : rng.int(1, 2 ** 31 - 1), durationMs: durationMs ?? 15_000 }))));
   } else plan = quickPlan(seed, netns, durationMs ?? 12_000, args.runs !== undefined ? Number(args.runs) : 2);
   if (durationMs !== undefined) plan = plan.map((p) => ({ ...p, durationMs }));
   const out = String(args.out ?? path.join(os.tmpdir(), `tsetcd-faults-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -140,12 +155,14 @@ export async function main(argv: string[]): Promise<number> {
     const opts: RunOptions = {
       seed: p.seed,
       nemesis: p.nemesis,
+      workload: p.workload,
       durationMs: p.durationMs,
-      dir: path.join(out, `${String(k + 1).padStart(2, '0')}-${p.nemesis}-${p.seed}`),
+      dir: path.join(out, `${String(k + 1).padStart(2, '0')}-${p.nemesis}-${p.workload}-${p.seed}`),
       netns,
       env,
       linTimeoutMs: Number(args['lin-timeout'] ?? 60) * 1000,
       keepData: Boolean(args['keep-data']),
+      peerProxy: Boolean(args['peer-proxy']),
     };
     summaries.push(await runOne(opts));
     await fsp.writeFile(path.join(out, 'table.md'), summaryTable(summaries));

@@ -2,6 +2,9 @@
 // with a GOFAIL_HTTP endpoint so failpoints can be set at run time. With root and iproute2 every member runs in a
 // network namespace of its own (test/helpers/netns.ts), which makes peer partitions possible (blackhole routes);
 // otherwise the members run on loopback with free ports, and the nemeses that need namespaces are unavailable.
+// With `peerProxy`, each member's advertised peer URL is a peer proxy (peer-proxy.ts) that forwards to the member's
+// real peer listener: in a namespace, the proxy runs in the member's namespace on its address (so blackhole routes
+// and a downed link still cut it off) and the member listens on 127.0.0.1 there; on loopback, on a port of its own.
 //
 // Every process is started by this module and tracked by PID; destroy() kills what is still running (SIGCONT
 // first, in case it was paused), then removes the namespaces. It never touches a process it did not start.
@@ -13,6 +16,7 @@ import path from 'node:path';
 import { createNetns, netnsUnavailable, type NetnsTopology } from '../../helpers/netns';
 import { freePort, runEtcd, type EtcdProcess } from '../../helpers/process';
 import { rawClient } from '../../helpers/member';
+import { spawnPeerProxy, type LinkCounters, type LinkRule, type PeerProxyProcess } from './peer-proxy';
 
 const live = new Set<EtcdProcess>();
 process.on('exit', () => {
@@ -49,8 +53,14 @@ export interface FaultClusterOptions {
   /** Extra environment for every member (e.g. TSETCD_UNSAFE_LOCAL_READS). */
   env?: NodeJS.ProcessEnv;
   extraArgs?: string[];
+  /** Put a peer proxy in front of every member's peer listener (peer-proxy.ts), seeded from `seed`. */
+  peerProxy?: boolean;
+  seed?: number;
   log?: (msg: string) => void;
 }
+
+/** A proxy rule between members by index (0..2); see LinkRule. */
+export type MemberLinkRule = Omit<LinkRule, 'from' | 'to'> & { from: number; to: number };
 
 const clusters = new Set<FaultCluster>();
 
@@ -65,6 +75,8 @@ export class FaultCluster {
   readonly paused = [false, false, false];
   readonly starts = [0, 0, 0];
   memberIds: Array<string | undefined> = [undefined, undefined, undefined];
+  /** One per member when the cluster runs with peer proxies, else empty. */
+  readonly proxies: PeerProxyProcess[] = [];
   private constructor(
     readonly root: string,
     readonly net: NetnsTopology | undefined,
@@ -73,6 +85,8 @@ export class FaultCluster {
     readonly endpoints: string[],
     readonly peerUrls: string[],
     readonly gofail: string[],
+    /** Where each member listens for peers: its peerUrls, or behind a proxy, the address the proxy forwards to. */
+    readonly peerListenUrls: string[],
     private readonly opts: FaultClusterOptions,
   ) {}
 
@@ -87,24 +101,41 @@ export class FaultCluster {
         why = err instanceof Error ? err.message : String(err);
       }
     }
-    let endpoints: string[], peerUrls: string[], gofail: string[];
+    let endpoints: string[], peerUrls: string[], gofail: string[], peerListenUrls: string[];
     if (net) {
       // Inside its own namespace every member can use the same ports.
       endpoints = net.addresses.map((a) => `http://${a}:2379`);
       peerUrls = net.addresses.map((a) => `http://${a}:2380`);
       gofail = net.addresses.map((a) => `${a}:2381`);
+      peerListenUrls = opts.peerProxy ? net.addresses.map(() => 'http://127.0.0.1:2390') : peerUrls;
     } else {
       const ports: number[] = [];
-      while (ports.length < 9) {
+      while (ports.length < 12) {
         const p = await portOutsideConformance();
         if (!ports.includes(p)) ports.push(p);
       }
       endpoints = [0, 1, 2].map((i) => `http://127.0.0.1:${ports[i]}`);
       peerUrls = [0, 1, 2].map((i) => `http://127.0.0.1:${ports[3 + i]}`);
       gofail = [0, 1, 2].map((i) => `127.0.0.1:${ports[6 + i]}`);
+      peerListenUrls = opts.peerProxy ? [0, 1, 2].map((i) => `http://127.0.0.1:${ports[9 + i]}`) : peerUrls;
     }
-    const c = new FaultCluster(opts.root, net, why, endpoints, peerUrls, gofail, opts);
+    const c = new FaultCluster(opts.root, net, why, endpoints, peerUrls, gofail, peerListenUrls, opts);
     clusters.add(c);
+    if (opts.peerProxy) {
+      try {
+        for (let i = 0; i < 3; i++) {
+          const [listenHost, listenPort] = hostPort(peerUrls[i]!);
+          const [targetHost, targetPort] = hostPort(peerListenUrls[i]!);
+          c.proxies.push(await spawnPeerProxy({
+            listenHost, listenPort, targetHost, targetPort, seed: (opts.seed ?? 0) + i, netns: net?.namespaces[i],
+            log: (line) => opts.log?.(`  peer proxy of ${c.names[i]}: ${line}`),
+          }));
+        }
+      } catch (err) {
+        await c.destroy();
+        throw err;
+      }
+    }
     return c;
   }
 
@@ -117,7 +148,7 @@ export class FaultCluster {
     return [
       '--name', this.names[i]!, '--data-dir', path.join(this.root, 'data', this.names[i]!),
       '--listen-client-urls', this.endpoints[i]!, '--advertise-client-urls', this.endpoints[i]!,
-      '--listen-peer-urls', this.peerUrls[i]!, '--initial-advertise-peer-urls', this.peerUrls[i]!,
+      '--listen-peer-urls', this.peerListenUrls[i]!, '--initial-advertise-peer-urls', this.peerUrls[i]!,
       '--initial-cluster', initialCluster, '--initial-cluster-token', 'faults', '--initial-cluster-state', state,
       // etcd's slowest robustness setting; a 2-core box shared by three members needs it (faults.md §6.2).
       '--heartbeat-interval', '100', '--election-timeout', '1000',
@@ -252,6 +283,40 @@ export class FaultCluster {
     });
   }
 
+  /** Sets the peer proxies' rules (replacing all; [] heals). Needs every member's ID, learnt from Status. */
+  async setLinkRules(rules: readonly MemberLinkRule[]): Promise<void> {
+    if (this.proxies.length === 0) throw new Error('the cluster runs without peer proxies');
+    await this.learnIds();
+    const hex = (i: number) => {
+      const id = this.memberIds[i];
+      if (id === undefined) throw new Error(`the member ID of ${this.names[i]} is not known yet`);
+      return BigInt(id).toString(16);
+    };
+    const byId = rules.length === 0 ? [] : rules.map((r) => ({ ...r, from: hex(r.from), to: hex(r.to) }));
+    await Promise.all(this.proxies.map((p) => p.request('rules', { rules: byId })));
+  }
+
+  /** The proxies' counters per link, named by member ("n1->n2"), summed over the proxies. */
+  async proxyStats(): Promise<Record<string, LinkCounters>> {
+    const name = new Map(this.memberIds.map((id, i) => [id === undefined ? '' : BigInt(id).toString(16), this.names[i]!]));
+    const out: Record<string, LinkCounters> = {};
+    for (const p of this.proxies) {
+      for (const [link, c] of Object.entries(await p.request('stats'))) {
+        const [from, to] = link.split('->') as [string, string];
+        const key = `${name.get(from) ?? from}->${name.get(to) ?? to}`;
+        const sum = (out[key] ??= { forwarded: 0, dropped: 0, delayed: 0, duplicated: 0, reordered: 0, blackholed: 0, resets: 0 });
+        for (const k of Object.keys(c) as Array<keyof LinkCounters>) sum[k] += c[k];
+      }
+    }
+    return out;
+  }
+
+  /** Removes every network fault: blackhole routes, downed links, proxy rules. */
+  async healNetwork(): Promise<void> {
+    await this.net?.heal();
+    if (this.proxies.length) await this.setLinkRules([]);
+  }
+
   private destroying: Promise<void> | undefined;
 
   /** Kill everything still running (paused ones too), then remove the namespaces. Safe to call twice, and
@@ -268,9 +333,15 @@ export class FaultCluster {
       p.proc.kill('SIGKILL');
     }
     await Promise.all(running.map((p) => p.exited));
+    await Promise.all(this.proxies.map((p) => p.kill()));
     if (this.net) {
       await this.net.heal().catch(() => {});
       await this.net.destroy();
     }
   }
+}
+
+function hostPort(url: string): [string, number] {
+  const u = new URL(url);
+  return [u.hostname, Number(u.port)];
 }

@@ -25,9 +25,8 @@ import { sleep } from './cluster';
 import type { Nemesis, NemesisContext } from './nemesis';
 import { KEY_PREFIX } from './workload';
 
-/** What the hook nemeses need from the members and the run, beyond the defaults. */
+/** What the hook nemeses need from the members and the run beyond their arguments (Nemesis.memberArgs). */
 export interface HookSetup {
-  args: string[];
   env: NodeJS.ProcessEnv;
   /** Run the lease workload and the leaseExpiry check. */
   leases: boolean;
@@ -36,10 +35,9 @@ export interface HookSetup {
 const CLOCK_SHIM = path.join(__dirname, '..', '..', 'helpers', 'clock-shim.js');
 const clockDir = (root: string) => path.join(root, 'clock');
 
-/** The member flags, environment and extra workload for nemesis `kind` ('mixed': all of them). */
+/** The member environment and extra workload for nemesis `kind` (`mixed`: for all of them). */
 export function hookSetup(kind: string, root: string, mixed: boolean): HookSetup {
-  const s: HookSetup = { args: [], env: {}, leases: false };
-  if (mixed || kind === 'compact-crash') s.args.push('--experimental-compaction-batch-limit', '2');
+  const s: HookSetup = { env: {}, leases: false };
   if (mixed || kind === 'clock-skew') {
     s.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${CLOCK_SHIM}`.trim();
     s.env[CLOCK_OFFSET_DIR_ENV] = clockDir(root);
@@ -182,8 +180,8 @@ export const HOOK_NEMESES: Nemesis[] = [
           // The sleep throttled every stream alike; without it the slow readers' catch-up from revision 1 backs up
           // their HTTP/2 windows and the server's send queues while everything else on the member goes full speed.
           await sleep(2000);
-          ctx.log(`  slow-watch heal: slow readers got ${slow.map((w) => w.received()).join('/')} responses, watchers ${many.reduce((n, w) => n + w.received(), 0)}`);
           for (const w of [...slow, ...many]) w.close();
+          return `slow readers got ${slow.map((w) => w.received()).join('/')} responses, the watchers ${many.reduce((n, w) => n + w.received(), 0)}`;
         },
       };
     },
@@ -213,6 +211,8 @@ export const HOOK_NEMESES: Nemesis[] = [
   {
     name: 'compact-crash',
     matrix: 'F15 (crash during a multi-batch compaction)',
+    // At most 2 keys (and about as many deleted revisions) per compaction batch: several batches, even on 5 keys.
+    memberArgs: ['--experimental-compaction-batch-limit', '2'],
     async inject(ctx) {
       const c = ctx.cluster;
       const f = findings(c);
@@ -236,7 +236,7 @@ export const HOOK_NEMESES: Nemesis[] = [
       return {
         detail,
         heal: async () => {
-          if (c.isUp(i)) return;
+          if (c.isUp(i)) return 'it was up already';
           const restartedFrom = logSize(c, i);
           await c.restart(i);
           // What the member restored from its backend, before Raft replays anything: never below the compaction it
@@ -253,7 +253,9 @@ export const HOOK_NEMESES: Nemesis[] = [
             if (now < rev) await sleep(200);
           }
           if (now < rev) f.problems.push(`${c.names[i]} stayed at revision ${now} after its restart, below the ${rev} the cluster had before the crash`);
-          f.notes.push(`${c.names[i]} crashed at ${fp} compacting to ${target}, restored revision ${restored?.currentRev} (compacted ${restored?.compactRev})${resumed ? ' and resumed the compaction' : ''}, caught up to ${now} (cluster was at ${rev})`);
+          const note = `restored revision ${restored?.currentRev} (compacted ${restored?.compactRev})${resumed ? ' and resumed the compaction' : ''}, caught up to ${now} (cluster was at ${rev})`;
+          f.notes.push(`${c.names[i]} crashed at ${fp} compacting to ${target}, ${note}`);
+          return note;
         },
       };
     },

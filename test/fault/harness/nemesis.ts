@@ -7,6 +7,7 @@ import { sleep } from './cluster';
 import type { Rng } from './rng';
 import type { Clock, Recorder } from './workload';
 import { rawClient } from '../../helpers/member';
+import { blackholeUntilSnapshot, flakyNetwork, isolateLeader } from './nemesis-net';
 import { HOOK_NEMESES } from './nemesis-hooks';
 
 export interface FaultWindow {
@@ -30,8 +31,15 @@ export interface Nemesis {
   /** The faults.md matrix row it covers. */
   matrix: string;
   needsNetns?: boolean;
-  /** Injects the fault; returns a description and the function that ends it. */
-  inject(ctx: NemesisContext): Promise<{ detail: string; heal: () => Promise<void> }>;
+  /** The cluster must run with peer proxies (cluster.ts peerProxy). */
+  peerProxy?: boolean;
+  /** Extra bin/etcd arguments the members need for this fault. */
+  memberArgs?: string[];
+  /** How long the fault lasts, ms, instead of the run's schedule. */
+  holdMs?: [number, number];
+  /** Injects the fault; returns a description and the function that ends it, which may return what it saw (appended
+   * to the window's detail). */
+  inject(ctx: NemesisContext): Promise<{ detail: string; heal: () => Promise<void | string> }>;
 }
 
 const others = (i: number) => [0, 1, 2].filter((j) => j !== i);
@@ -180,6 +188,9 @@ export const NEMESES: Nemesis[] = [
       return { detail: `compact ${target} on ${ctx.cluster.names[i]} (${out === undefined ? 'failed' : JSON.stringify(out)}); ${defrag}`, heal: async () => {} };
     },
   },
+  flakyNetwork,
+  isolateLeader,
+  blackholeUntilSnapshot,
   // slow-watch (F16), clock-skew (F17), compact-crash (F15): ./nemesis-hooks.ts
   ...HOOK_NEMESES,
 ];
@@ -189,6 +200,12 @@ export const MIXED = 'mixed';
 
 export function nemesisByName(name: string): Nemesis | undefined {
   return NEMESES.find((n) => n.name === name);
+}
+
+/** What the cluster must provide for a run of `kind`: 'mixed' gets what every nemesis needs. */
+export function clusterNeeds(kind: string): { peerProxy: boolean; memberArgs: string[] } {
+  const ns = kind === MIXED ? NEMESES : [nemesisByName(kind)].filter((n): n is Nemesis => n !== undefined);
+  return { peerProxy: ns.some((n) => n.peerProxy), memberArgs: ns.flatMap((n) => n.memberArgs ?? []) };
 }
 
 export interface ScheduleOptions {
@@ -212,7 +229,7 @@ export class NemesisRunner {
   constructor(private readonly kind: string, private readonly ctx: NemesisContext, private readonly o: ScheduleOptions) {}
 
   available(): Nemesis[] {
-    return NEMESES.filter((n) => !n.needsNetns || this.ctx.cluster.net);
+    return NEMESES.filter((n) => (!n.needsNetns || this.ctx.cluster.net) && (!n.peerProxy || this.ctx.cluster.proxies.length > 0));
   }
 
   start(): void {
@@ -239,19 +256,24 @@ export class NemesisRunner {
       const n = this.kind === MIXED ? rng.pick(this.available()) : nemesisByName(this.kind)!;
       const w: FaultWindow = { nemesis: n.name, detail: '', start: clock.now() };
       this.windows.push(w);
-      let heal: (() => Promise<void>) | undefined;
+      let heal: (() => Promise<void | string>) | undefined;
       try {
         const r = await n.inject(this.ctx);
         w.detail = r.detail;
         heal = r.heal;
         log(`  nemesis ${n.name}: ${r.detail}`);
-        await this.wait(rng.int(this.o.holdMs[0], this.o.holdMs[1]));
+        const [holdMin, holdMax] = n.holdMs ?? this.o.holdMs;
+        await this.wait(rng.int(holdMin, holdMax));
       } catch (err: any) {
         w.error = String(err?.message ?? err);
         log(`  nemesis ${n.name} failed: ${w.error}`);
       } finally {
         try {
-          await heal?.();
+          const seen = await heal?.();
+          if (seen) {
+            w.detail += `; ${seen}`;
+            log(`  nemesis ${n.name} healed: ${seen}`);
+          }
         } catch (err: any) {
           w.error = `${w.error ? w.error + '; ' : ''}heal: ${err?.message ?? err}`;
           log(`  nemesis ${n.name} heal failed: ${err?.message ?? err}`);

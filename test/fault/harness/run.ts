@@ -1,14 +1,16 @@
-// One fault run (issue #7): start three bin/etcd members, run the KV workload and the watchers while a nemesis
-// injects faults, heal, make a final write that must succeed, then run the checkers (../checker) and write the run
-// directory:
+// One fault run (issue #7): start three bin/etcd members, run a workload (W-KV, ./workload.ts, or the
+// kube-apiserver-like W-K8s, ./k8s-workload.ts) and the watchers while a nemesis injects faults, heal, make a final
+// write that must succeed, then run the checkers (../checker) and write the run directory:
 //
 //   <dir>/history.jsonl     one operation per line (the checker's format; see encodeLine), then the fault windows
 //                           as lines {"nemesis": ...}
 //   <dir>/watch-<member>.jsonl  one WatchLog per line (every watch stream of that member's watcher)
+//   <dir>/watch-listwatch.jsonl the k8s workload's ListAndWatch streams
 //   <dir>/committed.json    the committed history the replay was built from
 //   <dir>/logs/<member>.log every start of that member's process
 //   <dir>/summary.json      seed, options, counts, fault windows, the checkers' verdicts
-//   <dir>/timeline.svg, timeline.html
+//   <dir>/timeline.svg, timeline.html, timeline.png
+//   <dir>/clock/<member>    the member's wall-clock offset, ms (clock-skew, mixed: ./nemesis-hooks.ts)
 //
 // Everything started is stopped in a finally block, failures included. Data dirs are removed unless keepData.
 
@@ -36,10 +38,11 @@ import {
   type WatchLog,
 } from '../checker';
 import { FaultCluster, sleep } from './cluster';
-import { MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
+import { clusterNeeds, MIXED, NemesisRunner, nemesisByName, type FaultWindow } from './nemesis';
 import { Rng } from './rng';
-import { timelineHtml, timelineSvg } from './timeline';
+import { timelineHtml, timelinePng, timelineSvg } from './timeline';
 import { Clock, collectFromRevision1, KEY_PREFIX, KvWorkload, Recorder, toKv, Watcher, type HarnessOp } from './workload';
+import { K8sWorkload } from './k8s-workload';
 import { rawClient } from '../../helpers/member';
 import { afterStopChecks, leaseExpiryCheck, startLeaseWorkload, stopLeaseWorkload } from './hooks-run';
 import type { LeaseWorkload } from './lease-workload';
@@ -48,7 +51,8 @@ import { hookSetup } from './nemesis-hooks';
 export interface RunOptions {
   seed: number;
   nemesis: string;
-  workload?: 'kv';
+  /** 'kv' (W-KV, the default) or 'k8s' (W-K8s). */
+  workload?: 'kv' | 'k8s';
   durationMs: number;
   dir: string;
   netns?: boolean;
@@ -61,6 +65,8 @@ export interface RunOptions {
   holdMs?: [number, number];
   gapMs?: [number, number];
   keepData?: boolean;
+  /** Peer proxies in front of the members even if the nemesis does not need them (the same faults through them). */
+  peerProxy?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -86,6 +92,8 @@ export interface RunSummary {
   wallMs: number;
   operations: { total: number; ok: number; failedReads: number; indeterminate: number; clients: number; qps: number };
   watch: { streams: number; responses: number; events: number };
+  /** What the workload did beyond the history (the k8s ListAndWatch streams and why they ended). */
+  workloadDetail?: string;
   faults: FaultWindow[];
   finalWrite: boolean;
   checks: Record<string, CheckResult>;
@@ -165,7 +173,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     netns: false,
     env: Object.fromEntries(Object.entries(o.env ?? {}).map(([k, v]) => [k, String(v)])),
     dir: o.dir,
-    replay: `npm run faults -- --seed ${o.seed} --nemesis ${o.nemesis} --duration ${o.durationMs / 1000}${o.env?.TSETCD_UNSAFE_LOCAL_READS ? ' --unsafe-local-reads' : ''}${o.netns === false ? ' --no-netns' : ''}`,
+    replay: `npm run faults -- --seed ${o.seed} --nemesis ${o.nemesis}${o.workload === 'k8s' ? ' --workload k8s' : ''} --duration ${o.durationMs / 1000}${o.env?.TSETCD_UNSAFE_LOCAL_READS ? ' --unsafe-local-reads' : ''}${o.netns === false ? ' --no-netns' : ''}${o.peerProxy ? ' --peer-proxy' : ''}`,
     startedAt: new Date(started).toISOString(),
     wallMs: 0,
     operations: { total: 0, ok: 0, failedReads: 0, indeterminate: 0, clients: 0, qps: 0 },
@@ -177,12 +185,13 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     anomalies: [],
   };
   if (o.nemesis !== 'none' && o.nemesis !== MIXED && !nemesisByName(o.nemesis)) throw new Error(`unknown nemesis ${o.nemesis}`);
-  log(`run ${path.basename(o.dir)}: seed ${o.seed}, nemesis ${o.nemesis}, ${short(o.durationMs)}`);
+  log(`run ${path.basename(o.dir)}: seed ${o.seed}, nemesis ${o.nemesis}, workload ${summary.workload}, ${short(o.durationMs)}`);
+  const needs = clusterNeeds(o.nemesis);
   const hooks = hookSetup(o.nemesis, o.dir, o.nemesis === MIXED);
-  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: { ...o.env, ...hooks.env }, extraArgs: hooks.args, log });
+  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: { ...o.env, ...hooks.env }, log, seed: o.seed, peerProxy: needs.peerProxy || o.peerProxy, extraArgs: needs.memberArgs });
   summary.netns = cluster.net ? true : `no (${cluster.netnsWhy})`;
   const watchers = cluster.endpoints.map((e, i) => new Watcher(e, cluster.names[i]!, clock));
-  let workload: KvWorkload | undefined;
+  let workload: KvWorkload | K8sWorkload | undefined;
   let nemesis: NemesisRunner | undefined;
   let leases: LeaseWorkload | undefined;
   try {
@@ -190,15 +199,10 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     if (nem?.needsNetns && !cluster.net) throw new Error(`nemesis ${o.nemesis} needs network namespaces: ${cluster.netnsWhy}`);
     await cluster.startAll();
     for (const w of watchers) w.start();
-    workload = new KvWorkload(recorder, {
-      endpoints: cluster.endpoints,
-      names: cluster.names,
-      clientsPerMember: o.clientsPerMember ?? 2,
-      keys: o.keys ?? 5,
-      timeoutMs: 1500,
-      thinkMs: [5, 25],
-      rng: rng.fork(1),
-    });
+    const common = { endpoints: cluster.endpoints, names: cluster.names, clientsPerMember: o.clientsPerMember ?? 2, timeoutMs: 1500, thinkMs: [5, 25] as [number, number], rng: rng.fork(1) };
+    workload = o.workload === 'k8s'
+      ? new K8sWorkload(recorder, { ...common, keys: o.keys ?? 8, pageSize: 3, compactEveryMs: [2000, 4000], clock })
+      : new KvWorkload(recorder, { ...common, keys: o.keys ?? 5 });
     workload.start();
     if (hooks.leases) leases = startLeaseWorkload(cluster, clock, rng.fork(3));
     nemesis = new NemesisRunner(o.nemesis, { cluster, rng: rng.fork(2), clock, recorder, log }, {
@@ -226,7 +230,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     if (summary.error) throw new Error('run failed before checking');
     // Heal: everything resumed and running, then the final write must succeed (liveness).
     for (let i = 0; i < 3; i++) cluster.resume(i);
-    await cluster.net?.heal();
+    await cluster.healNetwork();
     for (let i = 0; i < 3; i++) if (!cluster.isUp(i)) await cluster.restart(i);
     const client = recorder.newClientId();
     let finalRev = 0;
@@ -265,7 +269,9 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   }
 
   const history = recorder.ops;
-  const watchLogs = watchers.flatMap((w) => w.logs).filter((l) => l.responses.length > 0);
+  const listWatchLogs = workload instanceof K8sWorkload ? workload.watchLogs.filter((l) => l.responses.length > 0) : [];
+  const watchLogs = [...watchers.flatMap((w) => w.logs).filter((l) => l.responses.length > 0), ...listWatchLogs];
+  if (workload instanceof K8sWorkload) summary.workloadDetail = workload.describe();
   try {
     if (summary.finalWrite) await check(cluster, history, watchLogs, summary, o, log);
   } catch (err: any) {
@@ -296,9 +302,11 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   for (const w of watchers) {
     await fsp.writeFile(path.join(o.dir, `watch-${w.member}.jsonl`), w.logs.filter((l) => l.responses.length > 0).map(encodeLine).join('\n') + '\n');
   }
+  if (listWatchLogs.length) await fsp.writeFile(path.join(o.dir, 'watch-listwatch.jsonl'), listWatchLogs.map(encodeLine).join('\n') + '\n');
   await fsp.writeFile(path.join(o.dir, 'summary.json'), JSON.stringify(JSON.parse(encodeLine(summary)), null, 2) + '\n');
-  const svg = timelineSvg(history, summary.faults, `seed ${o.seed} · ${o.nemesis} · ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}`);
+  const svg = timelineSvg(history, summary.faults, `seed ${o.seed} · ${o.nemesis} · ${summary.workload} · ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}`);
   await fsp.writeFile(path.join(o.dir, 'timeline.svg'), svg);
+  await fsp.writeFile(path.join(o.dir, 'timeline.png'), timelinePng(svg));
   await fsp.writeFile(path.join(o.dir, 'timeline.html'), timelineHtml(svg, summary));
   if (!o.keepData) await fsp.rm(path.join(o.dir, 'data'), { recursive: true, force: true });
   log(`  ${summary.verdict}${summary.anomalies.length ? ` (${summary.anomalies.join(', ')})` : ''}: ${summary.operations.total} ops (${summary.operations.indeterminate} indeterminate, ${summary.operations.failedReads} failed reads), ${summary.faults.length} faults, ${short(summary.wallMs)} → ${o.dir}`);
@@ -355,8 +363,10 @@ async function check(cluster: FaultCluster, history: History, watchLogs: WatchLo
   // Every compaction issued (acknowledged or not): a delete at exactly that revision is optional for a watch that
   // read it from history (see WatchOptions.compactRevisions).
   const compactRevisions = history.flatMap((x) => (x.input.type === 'compact' ? [x.input.revision] : []));
-  const watch = timed(() => checkWatches(watchLogs, replay, { compactRevisions }));
-  checks.watch = { verdict: watch.value.ok ? 'ok' : 'anomaly', ms: watch.ms, detail: `${watchLogs.length} streams`, problems: watch.value.violations.slice(0, 20).map((v) => `${v.property} (${watchLogs[v.watch]?.name}): ${v.message}`) };
+  // W-K8s writes one key per revision, and kube needs prev_kv on every update and delete (kube-contract.md §7.2).
+  const k8s = o.workload === 'k8s';
+  const watch = timed(() => checkWatches(watchLogs, replay, { compactRevisions, expectUniqueRevision: k8s, requirePrevKv: k8s }));
+  checks.watch = { verdict: watch.value.ok ? 'ok' : 'anomaly', ms: watch.ms, detail: `${watchLogs.length} streams${summary.workloadDetail ? `; ${summary.workloadDetail}` : ''}`, problems: watch.value.violations.slice(0, 20).map((v) => `${v.property} (${watchLogs[v.watch]?.name}): ${v.message}`) };
 
   // The searches run on the history with indeterminate writes resolved from the committed history (checker/patch.ts).
   const patch = patchHistory(history, replay);

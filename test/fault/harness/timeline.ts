@@ -1,7 +1,8 @@
 // The run's picture: every operation as a dot at (call time, latency), coloured by outcome, over shaded fault
-// windows. An SVG (timeline.svg) and the same SVG inline in an HTML page (timeline.html) with the run's verdicts.
-// No PNG: there is no headless browser or rasterizer on this machine.
+// windows. An SVG (timeline.svg), the same SVG inline in an HTML page (timeline.html) with the run's verdicts, and
+// a PNG of it (timeline.png, rasterized by resvg; the hover details of the SVG are lost there).
 
+import { Resvg } from '@resvg/resvg-js';
 import type { FaultWindow } from './nemesis';
 import type { HarnessOp } from './workload';
 
@@ -68,6 +69,11 @@ export function timelineSvg(ops: readonly HarnessOp[], windows: readonly FaultWi
   }
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+/** The SVG as a PNG at its own size, text in the system's fonts. */
+export function timelinePng(svg: string): Buffer {
+  return new Resvg(svg, { background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
 }
 
 export function timelineHtml(svg: string, summary: unknown): string {

@@ -1,10 +1,11 @@
 // The workloads of a fault run, recorded in the checkers' history format (../checker/history.ts):
 //
 // - KvWorkload: a few clients per member, each with one outstanding request, over a handful of keys under `k/`:
-//   Get, List (prefix), Put, Delete, a CAS (Get, then Txn if mod_revision = observed then Put else Get) and a
-//   two-op Txn. Every Put value is unique. Clients never retry. A failed write is recorded as indeterminate
-//   (ret = Infinity, output undefined) and its client continues under a new id; a failed read is recorded with
-//   output undefined (the checkers drop it). `failedAt`/`error` keep the error and when it came, for the timeline.
+//   Get, List (prefix), a read at a past revision, Put, Put with a lease, Delete, LeaseRevoke, a CAS (Get, then
+//   Txn if mod_revision = observed then Put else Get) and a two-op Txn. Every Put value is unique. Clients never
+//   retry. A failed write is recorded as indeterminate (ret = Infinity, output undefined) and its client continues
+//   under a new id; a failed read is recorded with output undefined (the checkers drop it). `failedAt`/`error` keep
+//   the error and when it came, for the timeline. The kube-apiserver-like workload is ./k8s-workload.ts.
 // - Watchers: one per member, on the whole `k/` prefix from revision 1 with prev_kv and progress_notify, sending
 //   RequestProgress now and then. When a stream breaks (member killed, partition) a new watch is started from the
 //   last revision known delivered + 1; each stream is one WatchLog (../checker/watch.ts).
@@ -12,7 +13,7 @@
 // Times are milliseconds since the run started, from one monotonic clock (process.hrtime).
 
 import { rawClient } from '../../helpers/member';
-import type { Compare, Input, KeyValue, Operation, Output, TxnRequestOp, TxnResponseOp } from '../checker/history';
+import type { Compare, ErrorKind, Input, KeyValue, LeaseGrantOutput, Operation, Output, TxnRequestOp, TxnResponseOp } from '../checker/history';
 import { prefixEnd } from '../checker/history';
 import type { WatchEvent, WatchLog, WatchResponse } from '../checker/watch';
 import { type Rng } from './rng';
@@ -54,9 +55,9 @@ const CMP_TARGET = { version: 0, create: 1, mod: 2, value: 3, lease: 4 } as cons
 function requestOp(o: TxnRequestOp): object {
   switch (o.type) {
     case 'range':
-      return { request_range: { key: b(o.key), range_end: o.rangeEnd === undefined ? undefined : b(o.rangeEnd) } };
+      return { request_range: { key: b(o.key), range_end: o.rangeEnd === undefined ? undefined : b(o.rangeEnd), revision: o.revision ?? 0, limit: o.limit ?? 0 } };
     case 'put':
-      return { request_put: { key: b(o.key), value: b(o.value) } };
+      return { request_put: { key: b(o.key), value: b(o.value), lease: String(o.lease ?? 0n) } };
     case 'delete':
       return { request_delete_range: { key: b(o.key), range_end: o.rangeEnd === undefined ? undefined : b(o.rangeEnd) } };
   }
@@ -72,24 +73,43 @@ function compareReq(c: Compare): object {
   return r;
 }
 
-function errorKind(err: any): 'compacted' | 'future' | undefined {
+/** The definite domain errors the history records as outputs (history.ts ErrorKind); anything else is a failure. */
+function errorKind(err: any): ErrorKind | undefined {
   const m = String(err?.details ?? err?.message ?? '');
   if (m.includes('has been compacted')) return 'compacted';
   if (m.includes('future revision')) return 'future';
+  if (m.includes('requested lease not found')) return 'lease-not-found';
   return undefined;
 }
 
-/** Sends one request to a KV client and converts the answer to the history's Output. */
-export async function execute(kv: any, input: Input, timeoutMs: number): Promise<Output> {
+/** Long enough that no lease expires during a run: expiry is not modelled (model.ts). */
+export const LEASE_TTL_S = 600;
+
+/** Sends one request (to a KV client; to a Lease client for the lease requests) and converts the answer to the
+ * history's Output. */
+export async function execute(client: any, input: Input, timeoutMs: number): Promise<Output> {
+  try {
+    return await send(client, input, timeoutMs);
+  } catch (err) {
+    // ErrCompacted and ErrFutureRev (a past-revision read, a compaction) and "lease not found" (a Put with a
+    // revoked lease, a second revoke) are definite answers, not failures.
+    const kind = errorKind(err);
+    if (kind) return { error: kind };
+    throw err;
+  }
+}
+
+/** `client` is a KV client, or a Lease client for LeaseGrant and LeaseRevoke. */
+async function send(client: any, input: Input, timeoutMs: number): Promise<Output> {
   const call = <T = any>(m: string, req: object) =>
-    new Promise<T>((resolve, reject) => kv[m](req, { deadline: Date.now() + timeoutMs }, (e: any, r: T) => (e ? reject(e) : resolve(r))));
+    new Promise<T>((resolve, reject) => client[m](req, { deadline: Date.now() + timeoutMs }, (e: any, r: T) => (e ? reject(e) : resolve(r))));
   switch (input.type) {
     case 'range': {
       const r = await call('Range', { key: b(input.key), range_end: input.rangeEnd === undefined ? undefined : b(input.rangeEnd), revision: input.revision ?? 0, limit: input.limit ?? 0 });
       return { revision: Number(r.header.revision), kvs: r.kvs.map(toKv), count: Number(r.count), more: Boolean(r.more) };
     }
     case 'put': {
-      const r = await call('Put', { key: b(input.key), value: b(input.value) });
+      const r = await call('Put', { key: b(input.key), value: b(input.value), lease: String(input.lease ?? 0n) });
       return { revision: Number(r.header.revision) };
     }
     case 'delete': {
@@ -106,17 +126,17 @@ export async function execute(kv: any, input: Input, timeoutMs: number): Promise
       return { revision: Number(r.header.revision), succeeded: Boolean(r.succeeded), responses };
     }
     case 'compact': {
-      try {
-        const r = await call('Compact', { revision: input.revision, physical: false });
-        return { revision: Number(r.header.revision) };
-      } catch (err) {
-        const kind = errorKind(err);
-        if (kind) return { error: kind };
-        throw err;
-      }
+      const r = await call('Compact', { revision: input.revision, physical: false });
+      return { revision: Number(r.header.revision) };
     }
-    default:
-      throw new Error(`the workload does not issue ${input.type}`);
+    case 'leaseGrant': {
+      const r = await call('LeaseGrant', { ID: String(input.id), TTL: LEASE_TTL_S });
+      return { revision: Number(r.header.revision), id: BigInt(r.ID) } satisfies LeaseGrantOutput;
+    }
+    case 'leaseRevoke': {
+      const r = await call('LeaseRevoke', { ID: String(input.id) });
+      return { revision: Number(r.header.revision) };
+    }
   }
 }
 
@@ -168,7 +188,7 @@ export class KvWorkload {
   start(): void {
     let n = 0;
     for (let m = 0; m < this.o.endpoints.length; m++) {
-      for (let c = 0; c < this.o.clientsPerMember; c++) this.loops.push(this.loop(m, this.o.rng.fork(n++)));
+      for (let c = 0; c < this.o.clientsPerMember; c++, n++) this.loops.push(this.loop(m, this.o.rng.fork(n), n));
     }
   }
 
@@ -177,14 +197,38 @@ export class KvWorkload {
     await Promise.all(this.loops);
   }
 
-  private async loop(m: number, rng: Rng): Promise<void> {
+  private async loop(m: number, rng: Rng, n: number): Promise<void> {
     const kv = rawClient(this.o.endpoints[m]!, 'etcdserverpb', 'KV');
+    const leases = rawClient(this.o.endpoints[m]!, 'etcdserverpb', 'Lease');
     const member = this.o.names[m]!;
     const tag = `${member}.${rng.int(0, 1e6)}`;
     let client = this.recorder.newClientId();
     let seq = 0;
+    // The newest header revision this client has seen: past-revision reads go up to 50 below it.
+    let lastRevision = 1;
+    // This client's lease, granted with an ID of its own (unique in the run, so an indeterminate grant is modelled
+    // by its ID), used by its puts with a lease until it revokes it. After a failed grant or revoke the client
+    // never uses that ID again: an unreferenced lease cannot be observed, so patch.ts may drop the grant.
+    let lease: bigint | undefined;
+    let leaseSeq = 0;
     const rec = this.recorder;
     const t = this.o.timeoutMs;
+    const run = async (input: Input): Promise<Output | undefined> => {
+      const out = await rec.run(client, input.type === 'leaseGrant' || input.type === 'leaseRevoke' ? leases : kv, member, input, t);
+      const r = (out as { revision?: number } | undefined)?.revision;
+      if (r !== undefined && r > lastRevision) lastRevision = r;
+      return out;
+    };
+    // Deletes and revokes are non-unique writes: keep at most 3 in flight (faults.md §5.4).
+    const nonUnique = async (input: Input): Promise<Output | undefined | 'skipped'> => {
+      if (this.nonUniqueInFlight >= 3) return 'skipped';
+      this.nonUniqueInFlight++;
+      try {
+        return await run(input);
+      } finally {
+        this.nonUniqueInFlight--;
+      }
+    };
     try {
       while (!this.stopping) {
         const key = rng.pick(this.keys);
@@ -192,42 +236,56 @@ export class KvWorkload {
         const r = rng.next();
         let failedWrite = false;
         let failed = false;
-        if (r < 0.3) {
-          failed = (await rec.run(client, kv, member, { type: 'range', key }, t)) === undefined;
-        } else if (r < 0.4) {
-          failed = (await rec.run(client, kv, member, { type: 'range', key: KEY_PREFIX, rangeEnd: prefixEnd(KEY_PREFIX) }, t)) === undefined;
-        } else if (r < 0.7) {
-          failed = failedWrite = (await rec.run(client, kv, member, { type: 'put', key, value: value() }, t)) === undefined;
-        } else if (r < 0.75) {
-          // Deletes are non-unique writes: keep at most 3 in flight (faults.md §5.4).
-          if (this.nonUniqueInFlight >= 3) continue;
-          this.nonUniqueInFlight++;
-          try {
-            failed = failedWrite = (await rec.run(client, kv, member, { type: 'delete', key }, t)) === undefined;
-          } finally {
-            this.nonUniqueInFlight--;
+        if (r < 0.25) {
+          failed = (await run({ type: 'range', key })) === undefined;
+        } else if (r < 0.33) {
+          failed = (await run({ type: 'range', key: KEY_PREFIX, rangeEnd: prefixEnd(KEY_PREFIX) })) === undefined;
+        } else if (r < 0.43) {
+          // A read at a past revision (etcd's StaleGet/StaleList): ErrCompacted once a compaction passed it.
+          const revision = Math.max(1, lastRevision - rng.int(0, 50));
+          const range = rng.next() < 0.5 ? { key } : { key: KEY_PREFIX, rangeEnd: prefixEnd(KEY_PREFIX) };
+          failed = (await run({ type: 'range', ...range, revision })) === undefined;
+        } else if (r < 0.62) {
+          failed = failedWrite = (await run({ type: 'put', key, value: value() })) === undefined;
+        } else if (r < 0.69) {
+          if (lease === undefined) {
+            const id = BigInt(n + 1) * 1_000_000n + BigInt(leaseSeq++);
+            const out = await run({ type: 'leaseGrant', id });
+            if (out === undefined) failed = failedWrite = true;
+            else if (!('error' in out)) lease = id;
           }
+          if (lease !== undefined) failed = failedWrite = (await run({ type: 'put', key, value: value(), lease })) === undefined;
+        } else if (r < 0.73) {
+          const out = await nonUnique({ type: 'delete', key });
+          if (out === 'skipped') continue;
+          failed = failedWrite = out === undefined;
+        } else if (r < 0.76) {
+          if (lease === undefined) continue;
+          const out = await nonUnique({ type: 'leaseRevoke', id: lease });
+          if (out === 'skipped') continue;
+          lease = undefined;
+          failed = failedWrite = out === undefined;
         } else if (r < 0.9) {
-          const got = (await rec.run(client, kv, member, { type: 'range', key }, t)) as { kvs: KeyValue[] } | undefined;
+          const got = (await run({ type: 'range', key })) as { kvs: KeyValue[] } | undefined;
           if (got === undefined) failed = true;
           else {
             const mod = got.kvs[0]?.modRevision ?? 0;
-            const out = await rec.run(client, kv, member, {
+            const out = await run({
               type: 'txn',
               compare: [{ key, target: 'mod', op: '=', operand: mod }],
               success: [{ type: 'put', key, value: value() }],
               failure: [{ type: 'range', key }],
-            }, t);
+            });
             failed = failedWrite = out === undefined;
           }
         } else {
           const other = rng.pick(this.keys);
-          const out = await rec.run(client, kv, member, {
+          const out = await run({
             type: 'txn',
             compare: [],
             success: [{ type: 'put', key, value: value() }, { type: 'range', key: other }],
             failure: [],
-          }, t);
+          });
           failed = failedWrite = out === undefined;
         }
         if (failedWrite) client = rec.newClientId();
@@ -236,6 +294,7 @@ export class KvWorkload {
       }
     } finally {
       kv.close();
+      leases.close();
     }
   }
 }
