@@ -1531,9 +1531,19 @@ export class EtcdServer {
     return this.leaderClient.renew(lead.clientUrls, id);
   }
 
-  /** LeaseTimeToLive: only the leader knows the remaining TTL; a follower forwards. */
+  /**
+   * LeaseTimeToLive: only the leader knows the remaining TTL; a follower forwards. A member without a leader waits
+   * for one, up to the request timeout, and then fails with ErrNoLeader (etcd waitLeader): its own lessor may lack a
+   * grant or revoke the cluster has committed, so answering from it could call a live lease gone (found by the
+   * fault run mixed seed 62: a peer-partitioned follower answered TTL -1 for a lease renewed 2 s before).
+   */
   async leaseTimeToLive(id: bigint, keys: boolean): Promise<{ TTL: number; grantedTTL: number; keys: Buffer[] }> {
-    if (this.isLeader || this.leaderId === 0n) {
+    const deadline = performance.now() + this.requestTimeoutMs;
+    while (!this.isLeader && this.leaderId === 0n) {
+      if (this.stopped || performance.now() >= deadline) throw serverError(ErrNoLeader, 'etcdserver: no leader');
+      await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
+    }
+    if (this.isLeader) {
       const l = this.lessor.lookup(id);
       if (!l || l.ttl === 0) return { TTL: -1, grantedTTL: 0, keys: [] };
       return { TTL: l.remainingSeconds(this.lessor.now()), grantedTTL: l.ttl, keys: keys ? [...l.keys].map((k) => Buffer.from(k, 'latin1')) : [] };
