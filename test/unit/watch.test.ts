@@ -413,3 +413,50 @@ t.test('random workload against a model of the event log', async (t) => {
   for (const st of streams) st.ws.close();
   await s.close();
 });
+
+// Regression for the fault run mixed seed 1661965180 (watch, Bookmarkable: "progress notification 1 (response 219)
+// goes back from 197" on a follower installing the leader's snapshot): while the database is replaced the store's
+// revision restarts from 1, and a progress notification then went back in time.
+t.test('no progress notification while the database is replaced', async (t) => {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  const root = t.testdir();
+  // The leader's newer database.
+  const leader = await open(path.join(root, 'leader'));
+  const la = new Applier(leader);
+  for (let i = 0; i < 6; i++) la.put('k'); // 2..7
+  await leader.close();
+
+  let during: { answered: boolean; revision: number } | undefined;
+  let ws: WatchStream | undefined;
+  const sink = new Sink();
+  const dir = path.join(root, 'member');
+  const s = await open(dir, {
+    beforeRestore: async () => {
+      if (!ws) return; // the first open
+      const answered = ws.requestProgressAll();
+      during = { answered, revision: s.currentRev };
+    },
+  });
+  const a = new Applier(s);
+  a.put('k'); // 2
+  a.put('k'); // 3
+  ws = s.newWatchStream(sink.send);
+  ws.watch({ id: 1, key: b('k'), end: null, startRev: 0 });
+  t.equal(ws.requestProgressAll(), true);
+  t.strictSame(sink.take(), [{ watchId: -1, events: [], revision: 3, compactRevision: 0 }]);
+
+  await s.replaceDatabase(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.cp(path.join(root, 'leader'), dir, { recursive: true });
+  });
+  t.same(during, { answered: false, revision: 1 }, 'refused while the revision is not the history\'s');
+  t.strictSame(sink.take(), [], 'nothing sent during the replace');
+  await s.syncWatchers();
+  t.strictSame(sink.events(1), ['PUT k@4', 'PUT k@5', 'PUT k@6', 'PUT k@7'], 'the watcher catches up from the new history');
+  sink.take();
+  t.equal(ws.requestProgressAll(), true);
+  t.strictSame(sink.take(), [{ watchId: -1, events: [], revision: 7, compactRevision: 0 }]);
+  ws.close();
+  await s.close();
+});
