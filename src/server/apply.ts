@@ -81,8 +81,11 @@ export type ApplyResult =
   | { kind: 'delete'; resp: DeleteRangeResponse }
   | { kind: 'txn'; resp: TxnResponse }
   | { kind: 'compact'; rev: number; done: Promise<void> }
-  | { kind: 'lease_grant'; id: bigint; ttl: number }
-  | { kind: 'lease_revoke' }
+  // rev: the store revision right after the apply, for the response header (etcd fills LeaseGrant's and
+  // LeaseRevoke's headers in the applier, not when the waiting request resumes, by which time later entries may
+  // have been applied).
+  | { kind: 'lease_grant'; id: bigint; ttl: number; rev: number }
+  | { kind: 'lease_revoke'; rev: number }
   | { kind: 'alarm'; alarms: AlarmMember[] }
   | { kind: 'none' };
 
@@ -123,7 +126,7 @@ export class Applier {
         const id = big(r.lease_grant.ID);
         const l = this.lessor.grant(id, ttl);
         tw.auxPut('lease', leaseKey(id), leaseValue(l.ttl, 0));
-        return { kind: 'lease_grant', id, ttl: l.ttl };
+        return { kind: 'lease_grant', id, ttl: l.ttl, rev: tw.rev - 1 };
       }
       if (r.lease_checkpoint) {
         for (const c of r.lease_checkpoint.checkpoints) {
@@ -142,7 +145,7 @@ export class Applier {
         for (const k of keys) tw.deleteRange(k, null);
         this.lessor.remove(id);
         tw.auxDelete('lease', leaseKey(id));
-        return { kind: 'lease_revoke' };
+        return { kind: 'lease_revoke', rev: keys.length > 0 ? tw.rev : tw.rev - 1 };
       }
       if (r.alarm) return { kind: 'alarm', alarms: this.alarm(tw, r.alarm) };
       if (r.cluster_version_set) {

@@ -19,11 +19,12 @@ export function leaseService(srv: EtcdServer, logger: Logger) {
       while (id === 0n) id = srv.nextLeaseId();
       const res = await srv.propose({ lease_grant: { ID: id.toString(), TTL: r.TTL } });
       if (res.kind !== 'lease_grant') throw new Error('unexpected apply result for lease grant');
-      return { header: srv.header(0), ID: res.id.toString(), TTL: res.ttl, error: '' };
+      return { header: srv.header(res.rev), ID: res.id.toString(), TTL: res.ttl, error: '' };
     }),
     LeaseRevoke: unary(logger, async (r: LeaseRevokeRequest) => {
-      await srv.propose({ lease_revoke: { ID: String(r.ID) } });
-      return { header: srv.header(0) };
+      const res = await srv.propose({ lease_revoke: { ID: String(r.ID) } });
+      if (res.kind !== 'lease_revoke') throw new Error('unexpected apply result for lease revoke');
+      return { header: srv.header(res.rev) };
     }),
     LeaseTimeToLive: unary(logger, async (r: { ID: string; keys: boolean }) => {
       const t = await srv.leaseTimeToLive(big(r.ID), r.keys);
