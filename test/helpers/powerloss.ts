@@ -110,9 +110,12 @@ if (process.env.TSETCD_POWERLOSS_JOURNAL && process.env.TSETCD_POWERLOSS_ROOT) {
 /** What powerLoss() did, for the test's log. */
 export interface PowerLossReport {
   undoneWrites: number;
+  /** Bytes of new data the undone writes had put there (what the power cut took back). */
+  undoneBytes: number;
   tornFile: string | null;
   tornKeptBytes: number;
   leveldbLogsTruncated: number;
+  leveldbBytesDropped: number;
 }
 
 /**
@@ -126,7 +129,7 @@ export function powerLoss(journalPath: string, root?: string, rand: () => number
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as JournalRecord);
-  const report: PowerLossReport = { undoneWrites: 0, tornFile: null, tornKeptBytes: 0, leveldbLogsTruncated: 0 };
+  const report: PowerLossReport = { undoneWrites: 0, undoneBytes: 0, tornFile: null, tornKeptBytes: 0, leveldbLogsTruncated: 0, leveldbBytesDropped: 0 };
 
   // Per file: the records after its last sync are undone, newest first.
   const lastSync = new Map<string, number>();
@@ -152,6 +155,7 @@ export function powerLoss(journalPath: string, root?: string, rand: () => number
           report.tornFile = r.f;
           report.tornKeptBytes = keep;
         }
+        report.undoneBytes += r.len - keep;
         if (pre.length > keep) fs.writeSync(fd, pre, keep, pre.length - keep, r.pos + keep);
         if (r.size >= 0) {
           const size = fs.fstatSync(fd).size;
@@ -197,6 +201,7 @@ export function powerLoss(journalPath: string, root?: string, rand: () => number
       if (size > target) {
         fs.truncateSync(file, target);
         report.leveldbLogsTruncated++;
+        report.leveldbBytesDropped += size - target;
       }
     }
   }

@@ -7,6 +7,7 @@ import { sleep } from './cluster';
 import type { Rng } from './rng';
 import type { Clock, Recorder } from './workload';
 import { rawClient } from '../../helpers/member';
+import { DISK_NEMESES } from './nemesis-disk';
 
 export interface FaultWindow {
   nemesis: string;
@@ -14,6 +15,8 @@ export interface FaultWindow {
   start: number;
   end?: number;
   error?: string;
+  /** What the nemesis itself found wrong with the cluster's reaction (e.g. C7: a member did not restart). */
+  anomaly?: string;
 }
 
 export interface NemesisContext {
@@ -29,8 +32,11 @@ export interface Nemesis {
   /** The faults.md matrix row it covers. */
   matrix: string;
   needsNetns?: boolean;
-  /** Injects the fault; returns a description and the function that ends it. */
-  inject(ctx: NemesisContext): Promise<{ detail: string; heal: () => Promise<void> }>;
+  /** How the members of a run of this nemesis must be started (not offered by 'mixed' if powerLoss is set). */
+  memberSetup?: { args?: string[]; powerLoss?: boolean };
+  /** Injects the fault; returns a description and the function that ends it (which may update `detail`), and a
+   * list inject or heal may add anomalies to (they fail the run: check faultExpectations). */
+  inject(ctx: NemesisContext): Promise<{ detail: string; heal: () => Promise<void>; anomalies?: string[] }>;
 }
 
 const others = (i: number) => [0, 1, 2].filter((j) => j !== i);
@@ -179,6 +185,7 @@ export const NEMESES: Nemesis[] = [
       return { detail: `compact ${target} on ${ctx.cluster.names[i]} (${out === undefined ? 'failed' : JSON.stringify(out)}); ${defrag}`, heal: async () => {} };
     },
   },
+  ...DISK_NEMESES,
 ];
 
 /** F19: every cycle picks one of the others. */
@@ -209,7 +216,7 @@ export class NemesisRunner {
   constructor(private readonly kind: string, private readonly ctx: NemesisContext, private readonly o: ScheduleOptions) {}
 
   available(): Nemesis[] {
-    return NEMESES.filter((n) => !n.needsNetns || this.ctx.cluster.net);
+    return NEMESES.filter((n) => (!n.needsNetns || this.ctx.cluster.net) && (!n.memberSetup?.powerLoss || this.ctx.cluster.powerLossJournal(0)));
   }
 
   start(): void {
@@ -237,10 +244,12 @@ export class NemesisRunner {
       const w: FaultWindow = { nemesis: n.name, detail: '', start: clock.now() };
       this.windows.push(w);
       let heal: (() => Promise<void>) | undefined;
+      let injected: { detail: string; anomalies?: string[] } | undefined;
       try {
         const r = await n.inject(this.ctx);
         w.detail = r.detail;
         heal = r.heal;
+        injected = r;
         log(`  nemesis ${n.name}: ${r.detail}`);
         await this.wait(rng.int(this.o.holdMs[0], this.o.holdMs[1]));
       } catch (err: any) {
@@ -252,6 +261,12 @@ export class NemesisRunner {
         } catch (err: any) {
           w.error = `${w.error ? w.error + '; ' : ''}heal: ${err?.message ?? err}`;
           log(`  nemesis ${n.name} heal failed: ${err?.message ?? err}`);
+        }
+        // A heal may add to what happened (e.g. the ID a replaced member got) and to the anomalies found.
+        if (injected) w.detail = injected.detail;
+        if (injected?.anomalies?.length) {
+          w.anomaly = injected.anomalies.join('; ');
+          log(`  nemesis ${n.name} anomaly: ${w.anomaly}`);
         }
         w.end = clock.now();
       }

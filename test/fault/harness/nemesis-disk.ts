@@ -1,0 +1,237 @@
+// Storage and membership nemeses (faults.md §6.5 F5, F14, F18):
+//
+//   power-loss       SIGKILL one member (or, in a quarter of the cycles, all three), turn its data dir into what
+//                    power loss at that instant leaves (test/helpers/powerloss.ts: unsynced writes undone, the last
+//                    one torn, LevelDB's unsynced log tail dropped), restart it. The members of such a run start
+//                    under the shim (memberSetup.powerLoss). C7: it must restart.
+//   disk-corruption  SIGKILL one member and damage its files while it is down: truncate 1–1024 B at the WAL's tail,
+//                    zero the 512-B sector holding the end of the last record, flip a bit in a record in the middle
+//                    of the WAL, or flip a bit in the newest snapshot marker (member/snap/*.snap). Tail damage looks
+//                    like a torn write: the member must repair it (at most once) and rejoin. Damage in the middle or
+//                    in a marker must make it refuse to start (faults.md §4.5, C7); starting and serving after it is
+//                    an anomaly. A refusing member is healed by replacing it (FaultCluster.replace).
+//   member-replace   MemberRemove a random member, wipe its data dir, MemberAdd the same peer URL (as a voter, or as
+//                    a learner that is then promoted), start it with --initial-cluster-state existing.
+//
+// The WAL layout these edits rely on: member/wal/<seq>-<index>.wal segments, preallocated with zeroes; records are
+// 8-byte-aligned frames (src/wal/encoder.ts), read here with the server's own decoder to find record boundaries.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { readFrame } from '../../../src/wal/decoder';
+import { parseSegmentFileName } from '../../../src/wal/segment-name';
+import { Snapshotter } from '../../../src/server/snap';
+import { powerLoss } from '../../helpers/powerloss';
+import type { Nemesis } from './nemesis';
+import type { Rng } from './rng';
+
+const READY = 'ready to serve client requests';
+
+/** The frames of a segment file: [start, end) of every record, in order, up to the first damage or the zero tail. */
+export function walFrames(buf: Buffer): Array<{ start: number; end: number }> {
+  const out: Array<{ start: number; end: number }> = [];
+  let offset = 0;
+  let crc = 0;
+  for (;;) {
+    const r = readFrame(buf, offset, crc);
+    if (r.kind !== 'frame') return out;
+    out.push({ start: offset, end: r.end });
+    crc = r.crc;
+    offset = r.end;
+  }
+}
+
+/** The newest WAL segment of a data dir. */
+export function lastSegment(dataDir: string): string {
+  const dir = path.join(dataDir, 'member', 'wal');
+  const segs = fs.readdirSync(dir).flatMap((n) => {
+    const s = parseSegmentFileName(n);
+    return s ? [{ n, seq: s.seq }] : [];
+  });
+  if (segs.length === 0) throw new Error(`no WAL segment in ${dir}`);
+  return path.join(dir, segs.sort((a, b) => b.seq - a.seq)[0]!.n);
+}
+
+export type Corruption = 'truncate-tail' | 'zero-last-sector' | 'flip-middle' | 'flip-snapshot';
+
+/** Tail damage a crash could have left (the member must repair it and rejoin); the rest must stop the member. */
+export const isTailDamage = (c: Corruption): boolean => c === 'truncate-tail' || c === 'zero-last-sector';
+
+/** The newest snapshot marker (the one a start loads first), if any. */
+export async function newestMarker(dataDir: string): Promise<string | undefined> {
+  const s = new Snapshotter(path.join(dataDir, 'member', 'snap'));
+  if (!fs.existsSync(s.dir)) return undefined;
+  const m = (await s.list())[0];
+  return m ? s.markerPath(m) : undefined;
+}
+
+function flipBit(file: string, offset: number, bit: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, offset);
+    b[0] = b[0]! ^ (1 << bit);
+    fs.writeSync(fd, b, 0, 1, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Damages the stopped member's files; returns what was done. The segment's first two records (CRC and metadata,
+ * synced before the segment got its name) are never touched by tail damage: a crash cannot tear them.
+ */
+export function corrupt(dataDir: string, kind: Corruption, rng: Rng, marker?: string): string {
+  if (kind === 'flip-snapshot') {
+    if (!marker) throw new Error('no snapshot marker to corrupt');
+    const size = fs.statSync(marker).size;
+    const at = rng.int(0, size - 1);
+    const bit = rng.int(0, 7);
+    flipBit(marker, at, bit);
+    return `flipped bit ${bit} of byte ${at} of ${path.basename(marker)} (${size} B)`;
+  }
+  const file = lastSegment(dataDir);
+  const buf = fs.readFileSync(file);
+  const frames = walFrames(buf);
+  if (frames.length < 5) throw new Error(`${path.basename(file)} has only ${frames.length} records`);
+  const headerEnd = frames[1]!.end;
+  const end = frames[frames.length - 1]!.end;
+  const where = `${path.basename(file)} (${frames.length} records, ${end} B written)`;
+  if (kind === 'truncate-tail') {
+    const n = Math.min(rng.int(1, 1024), end - headerEnd);
+    fs.truncateSync(file, end - n);
+    return `truncated ${n} B at the tail of ${where}: the file now ends at ${end - n}`;
+  }
+  if (kind === 'zero-last-sector') {
+    const sector = Math.max(headerEnd, Math.floor((end - 1) / 512) * 512);
+    const fd = fs.openSync(file, 'r+');
+    try {
+      fs.writeSync(fd, Buffer.alloc(sector + 512 - sector), 0, 512, sector);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return `zeroed bytes ${sector}..${sector + 511} (the sector holding the end of the last record, at ${frames[frames.length - 1]!.start}) of ${where}`;
+  }
+  // A record in the middle: about half of the records follow it, so this cannot be a torn final write.
+  const k = rng.int(Math.floor(frames.length / 3), Math.floor((2 * frames.length) / 3));
+  const f = frames[k]!;
+  const at = rng.int(f.start, f.end - 1);
+  const bit = rng.int(0, 7);
+  flipBit(file, at, bit);
+  return `flipped bit ${bit} of byte ${at} (record ${k} of ${where}, bytes ${f.start}..${f.end - 1})`;
+}
+
+/** The line of a member's output that says why it stopped (the fatal start error), shortened. */
+function refusalLine(output: string): string {
+  const line = output.split('\n').find((l) => /failed to start etcd|discovery failed|corrupt|damaged/.test(l)) ?? output.trim().split('\n').pop() ?? '';
+  const m = /"error":"((?:[^"\\]|\\.)*)"/.exec(line);
+  return (m ? m[1]! : line).slice(0, 300);
+}
+
+function tornRepair(output: string): string {
+  const line = output.split('\n').find((l) => l.includes('truncating a torn record'));
+  if (!line) return 'no repair needed (the damage left a clean end of records)';
+  const dropped = /"droppedBytes":(\d+)/.exec(line)?.[1];
+  const reason = /"reason":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
+  return `repaired: torn record cut, ${dropped ?? '?'} B dropped (${reason ?? 'no reason logged'})`;
+}
+
+const powerLossNemesis: Nemesis = {
+  name: 'power-loss',
+  matrix: 'F5',
+  memberSetup: { powerLoss: true },
+  async inject(ctx) {
+    const { cluster, rng } = ctx;
+    const victims = rng.next() < 0.25 ? [0, 1, 2] : [rng.int(0, 2)];
+    await Promise.all(victims.map((i) => cluster.kill(i)));
+    const undone = victims.map((i) => {
+      const journal = cluster.powerLossJournal(i);
+      if (!journal) throw new Error('the members run without the power-loss shim');
+      const r = powerLoss(journal, cluster.dataDir(i), () => rng.next());
+      const torn = r.tornFile ? `, last write to ${path.relative(cluster.dataDir(i), r.tornFile)} torn after ${r.tornKeptBytes} B` : '';
+      return `${cluster.names[i]}: ${r.undoneWrites} unsynced writes undone (${r.undoneBytes} B)${torn}, ${r.leveldbLogsTruncated} LevelDB logs cut (${r.leveldbBytesDropped} B)`;
+    });
+    const anomalies: string[] = [];
+    return {
+      detail: `power loss on ${victims.map((i) => cluster.names[i]).join(',')}: ${undone.join('; ')}`,
+      anomalies,
+      heal: async () => {
+        await Promise.all(victims.map(async (i) => {
+          try {
+            await cluster.restart(i);
+          } catch (err: any) {
+            anomalies.push(`C7: ${cluster.names[i]} did not restart after power loss: ${refusalLine(String(err?.message ?? err))}`);
+          }
+        }));
+      },
+    };
+  },
+};
+
+const diskCorruptionNemesis: Nemesis = {
+  name: 'disk-corruption',
+  matrix: 'F18',
+  // Snapshots (and so markers to damage) within a short run.
+  memberSetup: { args: ['--snapshot-count', '100', '--experimental-snapshot-catchup-entries', '50'] },
+  async inject(ctx) {
+    const { cluster, rng } = ctx;
+    const i = rng.int(0, 2);
+    const name = cluster.names[i]!;
+    await cluster.kill(i);
+    const marker = await newestMarker(cluster.dataDir(i));
+    const kind = rng.pick<Corruption>(['truncate-tail', 'zero-last-sector', 'flip-middle', ...(marker ? ['flip-snapshot' as const] : [])]);
+    const did = corrupt(cluster.dataDir(i), kind, rng, marker);
+    const anomalies: string[] = [];
+    const p = cluster.spawn(i, 'existing');
+    const outcome = await Promise.race([
+      p.waitFor(READY, 60_000).then(() => 'ready' as const, () => 'exited' as const),
+      p.exited.then(() => 'exited' as const),
+    ]);
+    let reaction: string;
+    if (isTailDamage(kind)) {
+      if (outcome === 'ready') reaction = `restarted, ${tornRepair(p.output())}`;
+      else {
+        reaction = `did not restart: ${refusalLine(p.output())}`;
+        anomalies.push(`C7: ${name} did not restart after ${kind} (${did}): ${refusalLine(p.output())}`);
+      }
+    } else if (outcome === 'ready') {
+      reaction = `STARTED AND SERVED (${tornRepair(p.output())})`;
+      anomalies.push(`C7: ${name} started and served after ${kind} (${did}); it must refuse`);
+    } else {
+      reaction = `refused to start (exit ${p.proc.exitCode}): ${refusalLine(p.output())}`;
+    }
+    const r = {
+      detail: `${kind} on ${name}: ${did}; ${reaction}`,
+      anomalies,
+      heal: async (): Promise<void> => {
+        if (isTailDamage(kind) && cluster.isUp(i)) return;
+        // The member cannot (or must not) come back from its files: rebuild it from the others.
+        await cluster.kill(i);
+        const learner = rng.next() < 0.5;
+        const { oldId, newId } = await cluster.replace(i, learner);
+        r.detail += `; healed by replacing it${learner ? ' via a learner' : ''}: ${oldId} -> ${newId}`;
+      },
+    };
+    return r;
+  },
+};
+
+const memberReplaceNemesis: Nemesis = {
+  name: 'member-replace',
+  matrix: 'F14',
+  async inject(ctx) {
+    const { cluster, rng } = ctx;
+    const i = rng.int(0, 2);
+    const learner = rng.next() < 0.5;
+    const oldId = await cluster.removeMember(i);
+    const r = {
+      detail: `MemberRemove ${cluster.names[i]} (${oldId ?? 'not listed'}), data dir wiped; heal: MemberAdd ${learner ? 'as a learner, start, MemberPromote' : 'as a voter, start'}`,
+      heal: async () => {
+        r.detail += ` -> ${await cluster.addMember(i, learner)}, caught up`;
+      },
+    };
+    return r;
+  },
+};
+
+export const DISK_NEMESES: Nemesis[] = [powerLossNemesis, diskCorruptionNemesis, memberReplaceNemesis];
