@@ -24,6 +24,7 @@ import { Snapshotter } from '../../../src/server/snap';
 import { powerLoss } from '../../helpers/powerloss';
 import type { Nemesis } from './nemesis';
 import type { Rng } from './rng';
+import { sleep } from './cluster';
 
 const READY = 'ready to serve client requests';
 
@@ -143,6 +144,13 @@ const powerLossNemesis: Nemesis = {
   async inject(ctx) {
     const { cluster, rng } = ctx;
     const victims = rng.next() < 0.25 ? [0, 1, 2] : [rng.int(0, 2)];
+    // Half the time the cut comes while WAL bytes are written but not yet fdatasynced (held there by the failpoint),
+    // so the WAL's own tail is undone and torn, not just LevelDB's; otherwise that window is too short to hit.
+    const inSyncWindow = rng.next() < 0.5;
+    if (inSyncWindow) {
+      await Promise.all(victims.map((i) => cluster.failpoint(i, 'walBeforeSync', 'sleep(1000)')));
+      await sleep(300);
+    }
     await Promise.all(victims.map((i) => cluster.kill(i)));
     const undone = victims.map((i) => {
       const journal = cluster.powerLossJournal(i);
@@ -153,7 +161,7 @@ const powerLossNemesis: Nemesis = {
     });
     const anomalies: string[] = [];
     return {
-      detail: `power loss on ${victims.map((i) => cluster.names[i]).join(',')}: ${undone.join('; ')}`,
+      detail: `power loss on ${victims.map((i) => cluster.names[i]).join(',')}${inSyncWindow ? ' inside a WAL write→fdatasync window (walBeforeSync=sleep(1000))' : ''}: ${undone.join('; ')}`,
       anomalies,
       heal: async () => {
         await Promise.all(victims.map(async (i) => {
