@@ -122,11 +122,13 @@ export function corrupt(dataDir: string, kind: Corruption, rng: Rng, marker?: st
   return `flipped bit ${bit} of byte ${at} (record ${k} of ${where}, bytes ${f.start}..${f.end - 1})`;
 }
 
-/** The line of a member's output that says why it stopped (the fatal start error), shortened. */
+/** Why a member's process stopped, from its output: the fatal start error, or the assertion it died on. */
 function refusalLine(output: string): string {
-  const line = output.split('\n').find((l) => /failed to start etcd|discovery failed|corrupt|damaged/.test(l)) ?? output.trim().split('\n').pop() ?? '';
-  const m = /"error":"((?:[^"\\]|\\.)*)"/.exec(line);
-  return (m ? m[1]! : line).slice(0, 300);
+  const lines = output.split('\n');
+  const fatal = lines.find((l) => l.includes('"level":"fatal"'));
+  const m = fatal ? /"error":"((?:[^"\\]|\\.)*)"/.exec(fatal) : null;
+  const why = m?.[1] ?? lines.find((l) => /^\w*(Error|Exception)\b/.test(l)) ?? lines.filter((l) => l.trim()).pop() ?? '';
+  return why.slice(0, 300);
 }
 
 function tornRepair(output: string): string {
@@ -160,19 +162,21 @@ const powerLossNemesis: Nemesis = {
       return `${cluster.names[i]}: ${r.undoneWrites} unsynced writes undone (${r.undoneBytes} B)${torn}, ${r.leveldbLogsTruncated} LevelDB logs cut (${r.leveldbBytesDropped} B)`;
     });
     const anomalies: string[] = [];
-    return {
+    const r = {
       detail: `power loss on ${victims.map((i) => cluster.names[i]).join(',')}${inSyncWindow ? ' inside a WAL write→fdatasync window (walBeforeSync=sleep(1000))' : ''}: ${undone.join('; ')}`,
       anomalies,
       heal: async () => {
         await Promise.all(victims.map(async (i) => {
           try {
             await cluster.restart(i);
+            r.detail += `; ${cluster.names[i]} restarted, ${tornRepair(cluster.procs[i]?.output() ?? '')}`;
           } catch (err: any) {
             anomalies.push(`C7: ${cluster.names[i]} did not restart after power loss: ${refusalLine(String(err?.message ?? err))}`);
           }
         }));
       },
     };
+    return r;
   },
 };
 
@@ -196,11 +200,14 @@ const diskCorruptionNemesis: Nemesis = {
       p.exited.then(() => 'exited' as const),
     ]);
     let reaction: string;
+    // A member that repaired its tail can still stop at the first message from the leader (raft's "tocommit(…) is
+    // out of range [lastIndex(…)]") if the cut records were ones it had acknowledged; give it time to show that.
+    const stayed = outcome === 'ready' && (await Promise.race([p.exited.then(() => false), sleep(3000).then(() => true)]));
     if (isTailDamage(kind)) {
-      if (outcome === 'ready') reaction = `restarted, ${tornRepair(p.output())}`;
+      if (stayed) reaction = `restarted and stayed up, ${tornRepair(p.output())}`;
       else {
-        reaction = `did not restart: ${refusalLine(p.output())}`;
-        anomalies.push(`C7: ${name} did not restart after ${kind} (${did}): ${refusalLine(p.output())}`);
+        reaction = `${outcome === 'ready' ? 'restarted, then stopped' : 'did not restart'} (${tornRepair(p.output())}): ${refusalLine(p.output())}`;
+        anomalies.push(`C7: ${name} did not rejoin after ${kind} (${did}): ${reaction}`);
       }
     } else if (outcome === 'ready') {
       reaction = `STARTED AND SERVED (${tornRepair(p.output())})`;
