@@ -79,11 +79,14 @@ function flipBit(file: string, offset: number, bit: number): void {
 }
 
 /**
- * Damages the stopped member's files; returns what was done. The segment's first two records (CRC and metadata,
- * synced before the segment got its name) are never touched by tail damage: a crash cannot tear them.
+ * Damages the stopped member's files; returns what was done. Tail damage with `torn` stays inside the last record
+ * (the one written but not yet fdatasynced when the member was killed: a torn write); without it, it reaches up to
+ * 1024 B back into records that were durable. The segment's first two records (CRC and metadata, synced before the
+ * segment got its name) are never touched by tail damage.
  */
-export function corrupt(dataDir: string, kind: Corruption, rng: Rng, marker?: string): string {
+export function corrupt(dataDir: string, kind: Corruption, rng: Rng, opts: { marker?: string; torn?: boolean } = {}): string {
   if (kind === 'flip-snapshot') {
+    const marker = opts.marker;
     if (!marker) throw new Error('no snapshot marker to corrupt');
     const size = fs.statSync(marker).size;
     const at = rng.int(0, size - 1);
@@ -95,23 +98,25 @@ export function corrupt(dataDir: string, kind: Corruption, rng: Rng, marker?: st
   const buf = fs.readFileSync(file);
   const frames = walFrames(buf);
   if (frames.length < 5) throw new Error(`${path.basename(file)} has only ${frames.length} records`);
-  const headerEnd = frames[1]!.end;
-  const end = frames[frames.length - 1]!.end;
-  const where = `${path.basename(file)} (${frames.length} records, ${end} B written)`;
+  const last = frames[frames.length - 1]!;
+  const floor = opts.torn ? last.start : frames[1]!.end;
+  const end = last.end;
+  const where = `${path.basename(file)} (${frames.length} records, ${end} B written, last record at ${last.start})`;
   if (kind === 'truncate-tail') {
-    const n = Math.min(rng.int(1, 1024), end - headerEnd);
+    const n = Math.min(rng.int(1, 1024), end - floor);
     fs.truncateSync(file, end - n);
     return `truncated ${n} B at the tail of ${where}: the file now ends at ${end - n}`;
   }
   if (kind === 'zero-last-sector') {
-    const sector = Math.max(headerEnd, Math.floor((end - 1) / 512) * 512);
+    const sector = Math.floor((end - 1) / 512) * 512;
+    const from = Math.max(floor, sector);
     const fd = fs.openSync(file, 'r+');
     try {
-      fs.writeSync(fd, Buffer.alloc(sector + 512 - sector), 0, 512, sector);
+      fs.writeSync(fd, Buffer.alloc(sector + 512 - from), 0, sector + 512 - from, from);
     } finally {
       fs.closeSync(fd);
     }
-    return `zeroed bytes ${sector}..${sector + 511} (the sector holding the end of the last record, at ${frames[frames.length - 1]!.start}) of ${where}`;
+    return `zeroed bytes ${from}..${sector + 511} (the sector holding the end of the last record${from > sector ? ', from that record on' : ''}) of ${where}`;
   }
   // A record in the middle: about half of the records follow it, so this cannot be a torn final write.
   const k = rng.int(Math.floor(frames.length / 3), Math.floor((2 * frames.length) / 3));
@@ -189,10 +194,22 @@ const diskCorruptionNemesis: Nemesis = {
     const { cluster, rng } = ctx;
     const i = rng.int(0, 2);
     const name = cluster.names[i]!;
+    const wanted = rng.pick<Corruption>(['truncate-tail', 'zero-last-sector', 'flip-middle', 'flip-snapshot']);
+    // Tail damage, three times in four, models a torn write: the member is killed while its last WAL write waits
+    // for fdatasync (held by walBeforeSync), so the damaged record was never durable nor acknowledged, and the
+    // member must repair it and rejoin. Otherwise it hits records that were durable, and maybe acknowledged and
+    // applied: then a clean refusal to start that names the lost entries is right too (faults.md §4.5: never
+    // truncate acknowledged data silently); anything else (serving, or an assertion crash) is not.
+    const torn = isTailDamage(wanted) && rng.next() < 0.75;
+    if (torn) {
+      await cluster.failpoint(i, 'walBeforeSync', 'sleep(2000)');
+      await sleep(300);
+    }
     await cluster.kill(i);
     const marker = await newestMarker(cluster.dataDir(i));
-    const kind = rng.pick<Corruption>(['truncate-tail', 'zero-last-sector', 'flip-middle', ...(marker ? ['flip-snapshot' as const] : [])]);
-    const did = corrupt(cluster.dataDir(i), kind, rng, marker);
+    // No marker yet (no snapshot taken): damage the WAL's middle instead.
+    const kind = wanted === 'flip-snapshot' && !marker ? 'flip-middle' : wanted;
+    const did = corrupt(cluster.dataDir(i), kind, rng, { marker, torn });
     const anomalies: string[] = [];
     const p = cluster.spawn(i, 'existing');
     const outcome = await Promise.race([
@@ -204,11 +221,11 @@ const diskCorruptionNemesis: Nemesis = {
     // out of range [lastIndex(…)]") if the cut records were ones it had acknowledged; give it time to show that.
     const stayed = outcome === 'ready' && (await Promise.race([p.exited.then(() => false), sleep(3000).then(() => true)]));
     if (isTailDamage(kind)) {
+      const why = refusalLine(p.output());
       if (stayed) reaction = `restarted and stayed up, ${tornRepair(p.output())}`;
-      else {
-        reaction = `${outcome === 'ready' ? 'restarted, then stopped' : 'did not restart'} (${tornRepair(p.output())}): ${refusalLine(p.output())}`;
-        anomalies.push(`C7: ${name} did not rejoin after ${kind} (${did}): ${reaction}`);
-      }
+      else reaction = `${outcome === 'ready' ? 'restarted, then stopped' : 'did not restart'} (${tornRepair(p.output())}): ${why}`;
+      const cleanRefusal = !torn && outcome !== 'ready' && /entries were lost from the WAL; refusing to start/.test(why);
+      if (!stayed && !cleanRefusal) anomalies.push(`C7: ${name} did not rejoin after ${torn ? 'torn ' : 'durable '}${kind} (${did}): ${reaction}`);
     } else if (outcome === 'ready') {
       reaction = `STARTED AND SERVED (${tornRepair(p.output())})`;
       anomalies.push(`C7: ${name} started and served after ${kind} (${did}); it must refuse`);
@@ -216,10 +233,10 @@ const diskCorruptionNemesis: Nemesis = {
       reaction = `refused to start (exit ${p.proc.exitCode}): ${refusalLine(p.output())}`;
     }
     const r = {
-      detail: `${kind} on ${name}: ${did}; ${reaction}`,
+      detail: `${torn ? 'torn ' : isTailDamage(kind) ? 'durable ' : ''}${kind} on ${name}: ${did}; ${reaction}`,
       anomalies,
       heal: async (): Promise<void> => {
-        if (isTailDamage(kind) && cluster.isUp(i)) return;
+        if (stayed && isTailDamage(kind)) return;
         // The member cannot (or must not) come back from its files: rebuild it from the others.
         await cluster.kill(i);
         const learner = rng.next() < 0.5;
