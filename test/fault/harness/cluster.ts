@@ -316,9 +316,10 @@ export class FaultCluster {
    * F14, second half: MemberAdd the same peer URL (as a learner if asked), start member i with an empty data dir
    * and --initial-cluster-state existing, wait until it serves; a learner is promoted once the leader finds it in
    * sync (MemberPromote is retried while it answers "…which is in sync with leader"). Then waits until the member
-   * has caught up with the revision the cluster had when it was added. Returns the new member ID.
+   * has caught up with the revision the cluster had when it was added. Returns the new member ID and how often a
+   * promotion was refused as not in sync yet.
    */
-  async addMember(i: number, learner: boolean): Promise<string> {
+  async addMember(i: number, learner: boolean): Promise<{ id: string; notInSync: number }> {
     const via = await this.via(i);
     await this.reconfigure(`MemberAdd ${this.names[i]}`, () => this.clusterCall(via, 'MemberAdd', { peerURLs: [this.peerUrls[i]!], isLearner: learner }), /Peer URLs already exists/);
     const added = (await this.memberList(via)).find((m) => m.peerURLs.includes(this.peerUrls[i]!));
@@ -327,8 +328,13 @@ export class FaultCluster {
     const target = Number((await this.status(via)).header.revision);
     const p = this.spawn(i, 'existing');
     await p.waitFor('ready to serve client requests', 60_000);
+    let notInSync = 0;
     if (learner) {
-      await this.reconfigure(`MemberPromote ${this.names[i]}`, () => this.clusterCall(via, 'MemberPromote', { ID: added.id }, 5000), /can only promote a learner member$/);
+      const promote = () => this.clusterCall(via, 'MemberPromote', { ID: added.id }, 5000).catch((err: any) => {
+        if (/in sync with leader/.test(String(err?.details))) notInSync++;
+        throw err;
+      });
+      await this.reconfigure(`MemberPromote ${this.names[i]}`, promote, /can only promote a learner member$/);
     }
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -337,13 +343,14 @@ export class FaultCluster {
       if (Date.now() > deadline) throw new Error(`${this.names[i]} did not catch up to revision ${target} as a voter within 30 s`);
       await sleep(200);
     }
-    return added.id;
+    return { id: added.id, notInSync };
   }
 
   /** F14: removeMember then addMember (etcd robustness's MemberReplace; with `learner`, via a learner). */
-  async replace(i: number, learner: boolean): Promise<{ oldId: string | undefined; newId: string }> {
+  async replace(i: number, learner: boolean): Promise<{ oldId: string | undefined; newId: string; notInSync: number }> {
     const oldId = await this.removeMember(i);
-    return { oldId, newId: await this.addMember(i, learner) };
+    const { id, notInSync } = await this.addMember(i, learner);
+    return { oldId, newId: id, notInSync };
   }
 
   /** PUT (term) or DELETE (term undefined) a failpoint on member i over its GOFAIL_HTTP endpoint. */

@@ -240,8 +240,8 @@ const diskCorruptionNemesis: Nemesis = {
         // The member cannot (or must not) come back from its files: rebuild it from the others.
         await cluster.kill(i);
         const learner = rng.next() < 0.5;
-        const { oldId, newId } = await cluster.replace(i, learner);
-        r.detail += `; healed by replacing it${learner ? ' via a learner' : ''}: ${oldId} -> ${newId}`;
+        const { oldId, newId, notInSync } = await cluster.replace(i, learner);
+        r.detail += `; healed by replacing it${learner ? ` via a learner (promotion refused as not in sync ${notInSync}×)` : ''}: ${oldId} -> ${newId}`;
       },
     };
     return r;
@@ -259,7 +259,8 @@ const memberReplaceNemesis: Nemesis = {
     const r = {
       detail: `MemberRemove ${cluster.names[i]} (${oldId ?? 'not listed'}), data dir wiped; heal: MemberAdd ${learner ? 'as a learner, start, MemberPromote' : 'as a voter, start'}`,
       heal: async () => {
-        r.detail += ` -> ${await cluster.addMember(i, learner)}, caught up`;
+        const { id, notInSync } = await cluster.addMember(i, learner);
+        r.detail += ` -> ${id}${learner ? `, promoted (refused as not in sync ${notInSync}× first)` : ''}, caught up`;
       },
     };
     return r;

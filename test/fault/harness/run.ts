@@ -339,7 +339,12 @@ async function check(cluster: FaultCluster, history: History, watchLogs: WatchLo
   await cluster.learnIds();
   const expectedIds = cluster.memberIds.map((id, i) => id ?? `(unknown id of ${cluster.names[i]})`);
   conv.push(...checkMemberLists(lists.flatMap((l) => (l.members ? [{ member: l.member, members: l.members }] : [])), expectedIds).map((p) => p.message));
-  checks.convergence = { verdict: conv.length ? 'anomaly' : 'ok', problems: conv.slice(0, 20), detail: members.map((m) => `${m.member}: rev ${m.revision} compact ${m.compactRevision} hash ${m.hash}@${m.hashRevision}`).join('; ') };
+  const listed = lists.find((l) => l.members)?.members ?? [];
+  checks.convergence = {
+    verdict: conv.length ? 'anomaly' : 'ok',
+    problems: conv.slice(0, 20),
+    detail: `${members.map((m) => `${m.member}: rev ${m.revision} compact ${m.compactRevision} hash ${m.hash}@${m.hashRevision}`).join('; ')}; members ${listed.map((m) => `${m.name}=${m.id}${m.isLearner ? ' (learner)' : ''}`).join(', ')}`,
+  };
 
   const lost = finals.flatMap((f) => checkNoLostWrites(history, f).map((p) => p.message));
   checks.noLostWrites = { verdict: lost.length ? 'anomaly' : 'ok', problems: lost.slice(0, 20) };
