@@ -6,10 +6,11 @@
 //                    under the shim (memberSetup.powerLoss). C7: it must restart.
 //   disk-corruption  SIGKILL one member and damage its files while it is down: truncate 1–1024 B at the WAL's tail,
 //                    zero the 512-B sector holding the end of the last record, flip a bit in a record in the middle
-//                    of the WAL, or flip a bit in the newest snapshot marker (member/snap/*.snap). Tail damage looks
-//                    like a torn write: the member must repair it (at most once) and rejoin. Damage in the middle or
-//                    in a marker must make it refuse to start (faults.md §4.5, C7); starting and serving after it is
-//                    an anomaly. A refusing member is healed by replacing it (FaultCluster.replace).
+//                    of the WAL, or flip a bit in the newest snapshot marker (member/snap/*.snap). Tail damage is
+//                    mostly a real torn write (see `torn` below): the member must repair it (once) and rejoin; on
+//                    durable records it may also fail-stop naming the lost entries. Damage in the middle or in a
+//                    marker must make it refuse to start (faults.md §4.5, C7); starting and serving after it is an
+//                    anomaly. A member that does not come back is healed by replacing it (FaultCluster.replace).
 //   member-replace   MemberRemove a random member, wipe its data dir, MemberAdd the same peer URL (as a voter, or as
 //                    a learner that is then promoted), start it with --initial-cluster-state existing.
 //
@@ -197,9 +198,11 @@ const diskCorruptionNemesis: Nemesis = {
     const wanted = rng.pick<Corruption>(['truncate-tail', 'zero-last-sector', 'flip-middle', 'flip-snapshot']);
     // Tail damage, three times in four, models a torn write: the member is killed while its last WAL write waits
     // for fdatasync (held by walBeforeSync), so the damaged record was never durable nor acknowledged, and the
-    // member must repair it and rejoin. Otherwise it hits records that were durable, and maybe acknowledged and
-    // applied: then a clean refusal to start that names the lost entries is right too (faults.md §4.5: never
-    // truncate acknowledged data silently); anything else (serving, or an assertion crash) is not.
+    // member must repair it and rejoin. Otherwise it hits records that were durable, and maybe applied or
+    // acknowledged to the leader. The member cannot tell that from a torn write, so it repairs; then stopping is
+    // right too, as long as it says it lost log entries (faults.md §4.5: never go on silently without acknowledged
+    // data): at start, because the backend applied more than the WAL now holds, or at the leader's first message,
+    // raft's "tocommit(N) is out of range [lastIndex(M)]" (etcd-io/raft panics the same way). It needs replacing.
     const torn = isTailDamage(wanted) && rng.next() < 0.75;
     if (torn) {
       await cluster.failpoint(i, 'walBeforeSync', 'sleep(2000)');
@@ -224,8 +227,8 @@ const diskCorruptionNemesis: Nemesis = {
       const why = refusalLine(p.output());
       if (stayed) reaction = `restarted and stayed up, ${tornRepair(p.output())}`;
       else reaction = `${outcome === 'ready' ? 'restarted, then stopped' : 'did not restart'} (${tornRepair(p.output())}): ${why}`;
-      const cleanRefusal = !torn && outcome !== 'ready' && /entries were lost from the WAL; refusing to start/.test(why);
-      if (!stayed && !cleanRefusal) anomalies.push(`C7: ${name} did not rejoin after ${torn ? 'torn ' : 'durable '}${kind} (${did}): ${reaction}`);
+      const failStop = !torn && /entries were lost from the WAL; refusing to start|tocommit\(\d+\) is out of range \[lastIndex\(\d+\)\]/.test(why);
+      if (!stayed && !failStop) anomalies.push(`C7: ${name} did not rejoin after ${torn ? 'torn ' : 'durable '}${kind} (${did}): ${reaction}`);
     } else if (outcome === 'ready') {
       reaction = `STARTED AND SERVED (${tornRepair(p.output())})`;
       anomalies.push(`C7: ${name} started and served after ${kind} (${did}); it must refuse`);
