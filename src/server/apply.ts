@@ -81,8 +81,9 @@ export type ApplyResult =
   | { kind: 'delete'; resp: DeleteRangeResponse }
   | { kind: 'txn'; resp: TxnResponse }
   | { kind: 'compact'; rev: number; done: Promise<void> }
-  // rev: the store revision right after the entry, for the response header (etcd newHeader at apply time; read
-  // when the proposal resolves it could already include later entries of the same batch).
+  // rev: the store revision right after the apply, for the response header (etcd fills LeaseGrant's and
+  // LeaseRevoke's headers in the applier, not when the waiting request resumes, by which time later entries may
+  // have been applied).
   | { kind: 'lease_grant'; id: bigint; ttl: number; rev: number }
   | { kind: 'lease_revoke'; rev: number }
   | { kind: 'alarm'; alarms: AlarmMember[] }

@@ -11,7 +11,8 @@
 //     nothing. Data LevelDB had moved into table files is kept (LevelDB syncs tables itself), so what is lost is
 //     exactly a suffix of the unsynced batches.
 // Directory operations (create, rename, unlink) are taken as durable at once: the code under test always syncs the
-// directory after them, and the shim does not model their loss.
+// directory after them, and the shim does not model their loss. Renames are journaled only so that writes through a
+// handle opened before a rename are undone in the file's new place.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,7 @@ type JournalRecord =
   | { k: 'w'; f: string; pos: number; pre: string; size: number; len: number }
   | { k: 't'; f: string; size: number; pre: string; to: number }
   | { k: 's'; f: string }
+  | { k: 'r'; from: string; to: string }
   | { k: 'ldb'; dir: string; logs: Record<string, number> };
 
 function install(journalPath: string, root: string): void {
@@ -52,39 +54,60 @@ function install(journalPath: string, root: string): void {
     log({ k: 'w', f, pos, pre: readRange(f, pos, len).toString('base64'), size: sizeOf(f), len });
   };
 
+  const openFiles = new Set<{ f: string }>();
   const origOpen = fs.promises.open;
   (fs.promises as { open: typeof fs.promises.open }).open = async function open(file: fs.PathLike, flags?: string | number, mode?: fs.Mode) {
-    const f = path.resolve(String(file));
-    const existed = sizeOf(f);
+    const opened = path.resolve(String(file));
+    const existed = sizeOf(opened);
     const h = await origOpen.call(fs.promises, file, flags, mode);
-    if (!under(f)) return h;
+    if (!under(opened)) return h;
+    // The file's current path: a rename of it or of a directory above it moves it (see rename below).
+    const st = { f: opened };
+    openFiles.add(st);
+    const close = h.close.bind(h);
+    (h as unknown as { close: unknown }).close = () => {
+      openFiles.delete(st);
+      return close();
+    };
     // Opening with 'w' truncates: that is a write too.
-    if (existed > 0 && typeof flags === 'string' && flags.startsWith('w')) log({ k: 't', f, size: existed, pre: readRange(f, 0, existed).toString('base64'), to: 0 });
+    if (existed > 0 && typeof flags === 'string' && flags.startsWith('w')) log({ k: 't', f: opened, size: existed, pre: readRange(opened, 0, existed).toString('base64'), to: 0 });
     const write = h.write.bind(h) as (...a: unknown[]) => Promise<{ bytesWritten: number }>;
     (h as unknown as { write: unknown }).write = (buf: Buffer, offset?: number, length?: number, position?: number) => {
       const len = length ?? buf.length - (offset ?? 0);
-      beforeWrite(f, position ?? sizeOf(f), len);
+      beforeWrite(st.f, position ?? sizeOf(st.f), len);
       return write(buf, offset, length, position);
     };
     const writeFile = h.writeFile.bind(h);
     (h as unknown as { writeFile: unknown }).writeFile = (data: Buffer) => {
-      beforeWrite(f, 0, data.length);
+      beforeWrite(st.f, 0, data.length);
       return writeFile(data);
     };
     const truncate = h.truncate.bind(h);
     (h as unknown as { truncate: unknown }).truncate = (len = 0) => {
-      const size = sizeOf(f);
-      log({ k: 't', f, size, pre: len < size ? readRange(f, len, size - len).toString('base64') : '', to: len });
+      const size = sizeOf(st.f);
+      log({ k: 't', f: st.f, size, pre: len < size ? readRange(st.f, len, size - len).toString('base64') : '', to: len });
       return truncate(len);
     };
     for (const name of ['datasync', 'sync'] as const) {
       const orig = h[name].bind(h);
       (h as unknown as Record<string, unknown>)[name] = async () => {
         await orig();
-        log({ k: 's', f });
+        log({ k: 's', f: st.f });
       };
     }
     return h;
+  };
+
+  // Renames: a handle keeps writing to a file after it (or its directory: the WAL is built in wal.tmp/) was renamed.
+  // Open handles follow the rename here; powerLoss() applies it to the records journaled before it.
+  const origRename = fs.promises.rename;
+  (fs.promises as { rename: typeof fs.promises.rename }).rename = async function rename(from: fs.PathLike, to: fs.PathLike) {
+    await origRename.call(fs.promises, from, to);
+    const f = path.resolve(String(from));
+    if (!under(f)) return;
+    const dest = path.resolve(String(to));
+    log({ k: 'r', from: f, to: dest });
+    for (const st of openFiles) if (st.f === f || st.f.startsWith(f + path.sep)) st.f = dest + st.f.slice(f.length);
   };
 
   // LevelDB: after a sync batch, everything LevelDB wrote so far is durable; remember the size of its log.
@@ -110,9 +133,12 @@ if (process.env.TSETCD_POWERLOSS_JOURNAL && process.env.TSETCD_POWERLOSS_ROOT) {
 /** What powerLoss() did, for the test's log. */
 export interface PowerLossReport {
   undoneWrites: number;
+  /** Bytes of new data the undone writes had put there (what the power cut took back). */
+  undoneBytes: number;
   tornFile: string | null;
   tornKeptBytes: number;
   leveldbLogsTruncated: number;
+  leveldbBytesDropped: number;
 }
 
 /**
@@ -126,7 +152,15 @@ export function powerLoss(journalPath: string, root?: string, rand: () => number
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as JournalRecord);
-  const report: PowerLossReport = { undoneWrites: 0, tornFile: null, tornKeptBytes: 0, leveldbLogsTruncated: 0 };
+  // Each record's file where it is now: the renames journaled after the record, applied in order.
+  const renames = records.flatMap((r, i) => (r.k === 'r' ? [{ i, from: r.from, to: r.to }] : []));
+  for (const [i, r] of records.entries()) {
+    if (r.k !== 'w' && r.k !== 't' && r.k !== 's') continue;
+    for (const m of renames) {
+      if (m.i > i && (r.f === m.from || r.f.startsWith(m.from + path.sep))) r.f = m.to + r.f.slice(m.from.length);
+    }
+  }
+  const report: PowerLossReport = { undoneWrites: 0, undoneBytes: 0, tornFile: null, tornKeptBytes: 0, leveldbLogsTruncated: 0, leveldbBytesDropped: 0 };
 
   // Per file: the records after its last sync are undone, newest first.
   const lastSync = new Map<string, number>();
@@ -152,6 +186,7 @@ export function powerLoss(journalPath: string, root?: string, rand: () => number
           report.tornFile = r.f;
           report.tornKeptBytes = keep;
         }
+        report.undoneBytes += r.len - keep;
         if (pre.length > keep) fs.writeSync(fd, pre, keep, pre.length - keep, r.pos + keep);
         if (r.size >= 0) {
           const size = fs.fstatSync(fd).size;
@@ -197,6 +232,7 @@ export function powerLoss(journalPath: string, root?: string, rand: () => number
       if (size > target) {
         fs.truncateSync(file, target);
         report.leveldbLogsTruncated++;
+        report.leveldbBytesDropped += size - target;
       }
     }
   }

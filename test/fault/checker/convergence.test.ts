@@ -2,7 +2,7 @@
 // history, and "no acknowledged write lost" from the client history and a final read alone.
 
 import t from 'tap';
-import { checkConvergence, checkFinalState, checkLogPrefixes, checkNoLostWrites } from './convergence';
+import { checkConvergence, checkFinalState, checkLogPrefixes, checkMemberLists, checkNoLostWrites } from './convergence';
 import { c, del, kv, put } from './fixtures';
 import { Replay } from './replay';
 
@@ -41,4 +41,18 @@ t.test('no acknowledged write lost', async (t) => {
   // A key may be gone if a delete could have removed it afterwards (acknowledged later, or indeterminate).
   t.same(checkNoLostWrites([...h, del(2, 50, 60, 'b', 5)], { member: 'n1', revision: 5, kvs: [kv('a', 'v3', 4, 2, 2)] }), []);
   t.same(checkNoLostWrites([...h, del(2, 50, Infinity, 'b', undefined)], { member: 'n1', revision: 5, kvs: [kv('a', 'v3', 4, 2, 2)] }), []);
+});
+
+t.test('member lists: equal on every member, the expected IDs, no learner left', async (t) => {
+  const m = (id: string, name: string, isLearner = false) => ({ id, name, peerURLs: [`http://10.0.0.${name.slice(1)}:2380`], isLearner });
+  const list = [m('11', 'n1'), m('22', 'n2'), m('33', 'n3')];
+  const ids = ['11', '22', '33'];
+  t.same(checkMemberLists([{ member: 'n1', members: list }, { member: 'n2', members: [...list].reverse() }], ids), []);
+  // n3 still has the member it replaced (it missed the conf changes).
+  const stale = [m('11', 'n1'), m('22', 'n2'), m('99', 'n3')];
+  const p = checkMemberLists([{ member: 'n1', members: list }, { member: 'n3', members: stale }], ids).map((x) => x.message);
+  t.match(p[0], /n3 lists .*99 n3.*n1 lists .*33 n3/);
+  t.match(p[1], /n3 lists members 11,22,99, expected 11,22,33/);
+  t.match(checkMemberLists([{ member: 'n1', members: [m('11', 'n1'), m('22', 'n2'), m('33', 'n3', true)] }], ids)[0]?.message, /still lists 33 n3 .* as a learner/);
+  t.match(checkMemberLists([{ member: 'n1', members: [m('11', 'n1'), { ...m('22', 'n2'), peerURLs: ['http://x:1'] }, m('33', 'n3')] }, { member: 'n2', members: list }], ids)[0]?.message, /n2 lists/);
 });

@@ -164,3 +164,36 @@ export function checkNoLostWrites(history: History, final: FinalRead): Problem[]
   }
   return out;
 }
+
+/** One member as MemberList reports it. */
+export interface ListedMember {
+  id: string;
+  name: string;
+  peerURLs: readonly string[];
+  isLearner: boolean;
+}
+
+const describeMember = (m: ListedMember): string => `${m.id} ${m.name || '(unstarted)'} ${[...m.peerURLs].sort().join(',')}${m.isLearner ? ' learner' : ''}`;
+
+/**
+ * After membership changes (F14): every member's own member list is the same (IDs, names, peer URLs, learner
+ * flags), and it is the cluster the harness expects at the end: exactly `expectedIds`, all voters.
+ */
+export function checkMemberLists(views: readonly { member: string; members: readonly ListedMember[] }[], expectedIds: readonly string[]): Problem[] {
+  const out: Problem[] = [];
+  const canon = (l: readonly ListedMember[]): string[] => l.map(describeMember).sort();
+  const first = views[0];
+  if (!first) return out;
+  const want = canon(first.members);
+  for (const v of views.slice(1)) {
+    const got = canon(v.members);
+    if (got.join('\n') !== want.join('\n')) out.push({ message: `${v.member} lists [${got.join('; ')}], ${first.member} lists [${want.join('; ')}]` });
+  }
+  for (const v of views) {
+    const ids = v.members.map((m) => m.id).sort();
+    const exp = [...expectedIds].sort();
+    if (ids.join(',') !== exp.join(',')) out.push({ message: `${v.member} lists members ${ids.join(',')}, expected ${exp.join(',')}` });
+    for (const m of v.members) if (m.isLearner) out.push({ message: `${v.member} still lists ${describeMember(m)} as a learner` });
+  }
+  return out;
+}

@@ -57,3 +57,16 @@ t.test('lines a nemesis expects are allowed and excuse the exit after them', asy
   t.equal(scanServerLog('n1', log).length, 2);
   t.same(scanServerLog('n1', log, [/failed to read WAL/]), []);
 });
+
+t.test('an allowed line excuses its whole block of unformatted output', async (t) => {
+  const log = [
+    '--- start 1 pid 1 x',
+    '/work/dist/src/server/transport/connection.js:195',
+    '                        throw err;',
+    'AssertionError: tocommit(148) is out of range [lastIndex(147)]. Was the raft log corrupted, truncated, or lost?',
+    '    at assert (/work/dist/src/util/assert.js:13:15)',
+    '--- exit 1 signal null',
+  ].join('\n');
+  t.equal(scanServerLog('n1', log).length, 2);
+  t.same(scanServerLog('n1', log, [/tocommit\(\d+\) is out of range/]), []);
+});

@@ -10,8 +10,9 @@
 //   and the clock shim's notes ("clock-shim: ...", test/helpers/clock-shim.ts);
 // - an exit with a status other than 0, unless the process died by a signal (the harness kills with SIGKILL) or
 //   its last unformatted line was an injected failpoint panic (which exits with status 2).
-// A nemesis that makes a member fail on purpose (say, refuse to start on a corrupted WAL) passes `allowed`: lines
-// matching one of them are not reported, and they excuse the exit that follows them.
+// A nemesis that makes a member fail on purpose (say, refuse to start on a corrupted WAL) passes `allowed`: a JSON
+// line matching one of them, or a block of unformatted output with a line matching one, is not reported, and it
+// excuses the exit that follows.
 
 import type { Problem } from './convergence';
 
@@ -35,24 +36,22 @@ function jsonLevel(line: string): string | undefined {
 export function scanServerLog(member: string, text: string, allowed: readonly RegExp[] = []): Problem[] {
   const out: Problem[] = [];
   const lines = text.split('\n');
-  let block: { first: string; line: number; count: number } | undefined;
+  let block: { first: string; line: number; count: number; allowed: boolean } | undefined;
   let injectedPanic = false;
+  const isAllowed = (line: string) => allowed.some((re) => re.test(line));
   const flush = () => {
-    if (block) out.push({ message: `${member} line ${block.line}: unexpected output: ${block.first.slice(0, 300)}${block.count > 1 ? ` (+${block.count - 1} more lines)` : ''}` });
+    if (block?.allowed) injectedPanic = true;
+    else if (block) out.push({ message: `${member} line ${block.line}: unexpected output: ${block.first.slice(0, 300)}${block.count > 1 ? ` (+${block.count - 1} more lines)` : ''}` });
     block = undefined;
   };
   lines.forEach((raw, i) => {
     const line = raw.trimEnd();
     if (line === '') return;
-    if (allowed.some((re) => re.test(line))) {
-      flush();
-      injectedPanic = true;
-      return;
-    }
     const level = jsonLevel(line);
     if (level !== undefined) {
       flush();
-      if (BAD_LEVELS.has(level)) out.push({ message: `${member} line ${i + 1}: ${level}: ${line.slice(0, 300)}` });
+      if (isAllowed(line)) injectedPanic = true;
+      else if (BAD_LEVELS.has(level)) out.push({ message: `${member} line ${i + 1}: ${level}: ${line.slice(0, 300)}` });
       return;
     }
     if (HARNESS.test(line)) {
@@ -71,7 +70,8 @@ export function scanServerLog(member: string, text: string, allowed: readonly Re
     }
     if (SHIM.test(line)) return;
     if (block) block.count++;
-    else block = { first: line, line: i + 1, count: 1 };
+    else block = { first: line, line: i + 1, count: 1, allowed: false };
+    if (isAllowed(line)) block.allowed = true;
   });
   flush();
   return out;

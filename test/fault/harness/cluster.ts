@@ -17,6 +17,7 @@ import { createNetns, netnsUnavailable, type NetnsTopology } from '../../helpers
 import { freePort, runEtcd, type EtcdProcess } from '../../helpers/process';
 import { rawClient } from '../../helpers/member';
 import { spawnPeerProxy, type LinkCounters, type LinkRule, type PeerProxyProcess } from './peer-proxy';
+import type { ListedMember } from '../checker';
 
 const live = new Set<EtcdProcess>();
 process.on('exit', () => {
@@ -56,11 +57,15 @@ export interface FaultClusterOptions {
   /** Put a peer proxy in front of every member's peer listener (peer-proxy.ts), seeded from `seed`. */
   peerProxy?: boolean;
   seed?: number;
+  /** Start every member under the power-loss shim (test/helpers/powerloss.ts), journal per member: powerLossJournal(i). */
+  powerLoss?: boolean;
   log?: (msg: string) => void;
 }
 
 /** A proxy rule between members by index (0..2); see LinkRule. */
 export type MemberLinkRule = Omit<LinkRule, 'from' | 'to'> & { from: number; to: number };
+
+const POWERLOSS_SHIM = path.join(__dirname, '..', '..', 'helpers', 'powerloss.js');
 
 const clusters = new Set<FaultCluster>();
 
@@ -146,7 +151,7 @@ export class FaultCluster {
   args(i: number, state: 'new' | 'existing'): string[] {
     const initialCluster = this.names.map((n, j) => `${n}=${this.peerUrls[j]}`).join(',');
     return [
-      '--name', this.names[i]!, '--data-dir', path.join(this.root, 'data', this.names[i]!),
+      '--name', this.names[i]!, '--data-dir', this.dataDir(i),
       '--listen-client-urls', this.endpoints[i]!, '--advertise-client-urls', this.endpoints[i]!,
       '--listen-peer-urls', this.peerListenUrls[i]!, '--initial-advertise-peer-urls', this.peerUrls[i]!,
       '--initial-cluster', initialCluster, '--initial-cluster-token', 'faults', '--initial-cluster-state', state,
@@ -156,6 +161,15 @@ export class FaultCluster {
     ];
   }
 
+  dataDir(i: number): string {
+    return path.join(this.root, 'data', this.names[i]!);
+  }
+
+  /** The shim's journal of member i, or undefined if the members run without it. */
+  powerLossJournal(i: number): string | undefined {
+    return this.opts.powerLoss ? path.join(this.root, 'powerloss', `${this.names[i]}.journal`) : undefined;
+  }
+
   logFile(i: number): string {
     return path.join(this.root, 'logs', `${this.names[i]}.log`);
   }
@@ -163,7 +177,10 @@ export class FaultCluster {
   spawn(i: number, state: 'new' | 'existing'): EtcdProcess {
     if (this.procs[i]) throw new Error(`${this.names[i]} is already running`);
     this.starts[i]!++;
-    const p = runEtcd(this.args(i, state), { ...this.opts.env, GOFAIL_HTTP: this.gofail[i]! }, { netns: this.net?.namespaces[i] });
+    const journal = this.powerLossJournal(i);
+    if (journal) fs.mkdirSync(path.dirname(journal), { recursive: true });
+    const shim = journal ? { NODE_OPTIONS: `--require ${POWERLOSS_SHIM}`, TSETCD_POWERLOSS_JOURNAL: journal, TSETCD_POWERLOSS_ROOT: this.dataDir(i) } : {};
+    const p = runEtcd(this.args(i, state), { ...this.opts.env, ...shim, GOFAIL_HTTP: this.gofail[i]! }, { netns: this.net?.namespaces[i] });
     const log = fs.createWriteStream(this.logFile(i), { flags: 'a' });
     log.write(`--- start ${this.starts[i]} pid ${p.proc.pid} ${new Date().toISOString()}\n`);
     p.proc.stdout!.on('data', (d: Buffer) => log.write(d));
@@ -267,6 +284,104 @@ export class FaultCluster {
       await sleep(100);
     }
     return -1;
+  }
+
+  /** A Cluster-service call on member i. */
+  async clusterCall<T = any>(i: number, method: string, req: object, timeoutMs = 5000): Promise<T> {
+    const cl = rawClient(this.endpoints[i]!, 'etcdserverpb', 'Cluster');
+    try {
+      return await unary<T>(cl, method, req, timeoutMs);
+    } finally {
+      cl.close();
+    }
+  }
+
+  /** Member i's own view of the membership (MemberList without linearizable: what that member has applied). */
+  async memberList(i: number): Promise<ListedMember[]> {
+    const r = await this.clusterCall(i, 'MemberList', {});
+    return r.members.map((m: any) => ({ id: String(m.ID), name: m.name, peerURLs: [...m.peerURLs].sort(), isLearner: Boolean(m.isLearner) }));
+  }
+
+  /** A running member other than i to send conf changes through (the leader if it is one of them). */
+  private async via(i: number): Promise<number> {
+    const l = await this.leader(5000);
+    if (l >= 0 && l !== i) return l;
+    const j = [0, 1, 2].find((k) => k !== i && this.isUp(k) && !this.paused[k]);
+    if (j === undefined) throw new Error(`no running member to reconfigure ${this.names[i]} through`);
+    return j;
+  }
+
+  /**
+   * Retries a conf change until it is applied or 30 s pass. A retry after an attempt that timed out but was applied
+   * gets `alreadyDone` (member not found, peer URL exists, not a learner), which counts as success.
+   */
+  private async reconfigure<T>(what: string, call: () => Promise<T>, alreadyDone: RegExp): Promise<T | undefined> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err: any) {
+        const msg = String(err?.details ?? err?.message ?? err);
+        if (alreadyDone.test(msg)) return undefined;
+        if (Date.now() > deadline) throw new Error(`${what}: ${msg}`);
+        await sleep(300);
+      }
+    }
+  }
+
+  /**
+   * F14, first half: MemberRemove member i through another member, kill its process (a removed member may also
+   * exit by itself) and delete its data dir. Returns the removed ID (undefined if it was not in the list).
+   */
+  async removeMember(i: number): Promise<string | undefined> {
+    const via = await this.via(i);
+    const old = (await this.memberList(via)).find((m) => m.peerURLs.includes(this.peerUrls[i]!));
+    if (old) await this.reconfigure(`MemberRemove ${this.names[i]}`, () => this.clusterCall(via, 'MemberRemove', { ID: old.id }), /member not found/);
+    await this.kill(i);
+    await fsp.rm(this.dataDir(i), { recursive: true, force: true });
+    this.memberIds[i] = undefined;
+    return old?.id;
+  }
+
+  /**
+   * F14, second half: MemberAdd the same peer URL (as a learner if asked), start member i with an empty data dir
+   * and --initial-cluster-state existing, wait until it serves; a learner is promoted once the leader finds it in
+   * sync (MemberPromote is retried while it answers "…which is in sync with leader"). Then waits until the member
+   * has caught up with the revision the cluster had when it was added. Returns the new member ID and how often a
+   * promotion was refused as not in sync yet.
+   */
+  async addMember(i: number, learner: boolean): Promise<{ id: string; notInSync: number }> {
+    const via = await this.via(i);
+    await this.reconfigure(`MemberAdd ${this.names[i]}`, () => this.clusterCall(via, 'MemberAdd', { peerURLs: [this.peerUrls[i]!], isLearner: learner }), /Peer URLs already exists/);
+    const added = (await this.memberList(via)).find((m) => m.peerURLs.includes(this.peerUrls[i]!));
+    if (!added) throw new Error(`MemberAdd ${this.names[i]}: not in ${this.names[via]}'s member list afterwards`);
+    this.memberIds[i] = added.id;
+    const target = Number((await this.status(via)).header.revision);
+    const p = this.spawn(i, 'existing');
+    await p.waitFor('ready to serve client requests', 60_000);
+    let notInSync = 0;
+    if (learner) {
+      const promote = () => this.clusterCall(via, 'MemberPromote', { ID: added.id }, 5000).catch((err: any) => {
+        if (/in sync with leader/.test(String(err?.details))) notInSync++;
+        throw err;
+      });
+      await this.reconfigure(`MemberPromote ${this.names[i]}`, promote, /can only promote a learner member$/);
+    }
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const s = await this.status(i).catch(() => undefined);
+      if (s && Number(s.header.revision) >= target && !s.isLearner) break;
+      if (Date.now() > deadline) throw new Error(`${this.names[i]} did not catch up to revision ${target} as a voter within 30 s`);
+      await sleep(200);
+    }
+    return { id: added.id, notInSync };
+  }
+
+  /** F14: removeMember then addMember (etcd robustness's MemberReplace; with `learner`, via a learner). */
+  async replace(i: number, learner: boolean): Promise<{ oldId: string | undefined; newId: string; notInSync: number }> {
+    const oldId = await this.removeMember(i);
+    const { id, notInSync } = await this.addMember(i, learner);
+    return { oldId, newId: id, notInSync };
   }
 
   /** PUT (term) or DELETE (term undefined) a failpoint on member i over its GOFAIL_HTTP endpoint. */

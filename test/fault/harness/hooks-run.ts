@@ -3,9 +3,9 @@
 //
 // - `leaseExpiry` (F17): the lease workload's evidence against ../checker/lease.ts; fault windows other than
 //   clock-skew, and new Raft terms seen in responses, count as disruptions (a new leader restarts lease TTLs);
-// - `compactCrash` (F15): what the compact-crash nemesis found when it restarted its victim;
 // - `serverLogs` (C8): every member log scanned for uncaught exceptions, assertion failures, error/fatal lines and
-//   unexpected exits, other than injected failpoint panics (../checker/server-logs.ts);
+//   unexpected exits, other than injected failpoint panics and what a nemesis that ran declares it causes
+//   (Nemesis.expectedLogLines) (../checker/server-logs.ts);
 // - `raftLog` (C4): each member's committed Raft log read from its WAL (./wal-log.ts, read-only, torn tails as
 //   recovery reads them) and compared with checkLogPrefixes: an index means the same entry on every member.
 
@@ -14,8 +14,7 @@ import path from 'node:path';
 import { checkLeaseExpiry, checkLogPrefixes, scanServerLog, type LogEntry } from '../checker';
 import type { FaultCluster } from './cluster';
 import { LeaseWorkload } from './lease-workload';
-import type { FaultWindow } from './nemesis';
-import { hookFindings } from './nemesis-hooks';
+import { nemesisByName, type FaultWindow } from './nemesis';
 import { readCommittedLog } from './wal-log';
 import type { Rng } from './rng';
 import type { CheckResult } from './run';
@@ -52,17 +51,15 @@ export function leaseExpiryCheck(w: LeaseWorkload, faults: readonly FaultWindow[
 }
 
 /** Checks that run once the members are stopped (their logs complete, their WALs quiet). */
-export async function afterStopChecks(cluster: FaultCluster, checks: Record<string, CheckResult>): Promise<void> {
-  const f = hookFindings.get(cluster);
-  if (f) checks.compactCrash = { verdict: f.problems.length ? 'anomaly' : 'ok', detail: f.notes.join('; '), problems: f.problems };
-
+export async function afterStopChecks(cluster: FaultCluster, faults: readonly FaultWindow[], checks: Record<string, CheckResult>): Promise<void> {
+  const expected = [...new Set(faults.map((w) => w.nemesis))].flatMap((n) => nemesisByName(n)?.expectedLogLines ?? []);
   // The log streams are ended on exit; let the last lines reach the files.
   await new Promise((r) => setTimeout(r, 200));
   try {
     const problems: string[] = [];
     for (let i = 0; i < cluster.size; i++) {
       const text = await fsp.readFile(cluster.logFile(i), 'utf8').catch(() => '');
-      problems.push(...scanServerLog(cluster.names[i]!, text).map((p) => p.message));
+      problems.push(...scanServerLog(cluster.names[i]!, text, expected).map((p) => p.message));
     }
     checks.serverLogs = { verdict: problems.length ? 'anomaly' : 'ok', problems: problems.slice(0, 20) };
   } catch (err: any) {

@@ -8,8 +8,9 @@
 //   through the test-only clock shim (test/helpers/clock-shim.ts); the lease workload and its check run alongside.
 // - compact-crash (F15): compactBeforeCommitBatch or compactAfterCommitBatch = panic on one member, then a Compact a
 //   little below the current revision through another member. The members run with a compaction batch limit of 2
-//   (keys and deleted revisions per batch), so the victim dies in the first of several batches; it is restarted at the end of the hold and its
-//   revision must never be below the compaction (etcd #17780) and must catch up; convergence checks the rest.
+//   (keys and deleted revisions per batch), so the victim dies in the first of several batches; it is restarted at
+//   the end of the hold and its revision must never be below the compaction (etcd #17780) and must catch up, else
+//   the window's anomalies fail faultExpectations; convergence checks the rest.
 //
 // Each one proves it injected its fault in its window detail: the failpoint's effect measured (a watch's created
 // response delayed by the sleep), the shim's own line in the member's log, the victim's exit status and panic line.
@@ -44,15 +45,6 @@ export function hookSetup(kind: string, root: string, mixed: boolean): HookSetup
     s.leases = true;
   }
   return s;
-}
-
-/** Findings of the hook nemeses that are checks of their own (the compact-crash restart), per cluster. */
-export const hookFindings = new WeakMap<FaultCluster, { problems: string[]; notes: string[] }>();
-
-function findings(c: FaultCluster): { problems: string[]; notes: string[] } {
-  let f = hookFindings.get(c);
-  if (!f) hookFindings.set(c, (f = { problems: [], notes: [] }));
-  return f;
 }
 
 /** Waits until the member's log file contains `text` (after byte `from`); returns whether it did within timeoutMs. */
@@ -215,7 +207,7 @@ export const HOOK_NEMESES: Nemesis[] = [
     memberArgs: ['--experimental-compaction-batch-limit', '2'],
     async inject(ctx) {
       const c = ctx.cluster;
-      const f = findings(c);
+      const anomalies: string[] = [];
       const i = ctx.rng.int(0, 2);
       const via = ctx.rng.pick([0, 1, 2].filter((j) => j !== i));
       const fp = ctx.rng.pick(['compactBeforeCommitBatch', 'compactAfterCommitBatch']);
@@ -235,6 +227,7 @@ export const HOOK_NEMESES: Nemesis[] = [
       const detail = `${fp}=panic on ${c.names[i]}, compact ${target} via ${c.names[via]} (${out === undefined ? 'failed' : JSON.stringify(out)}): ${panicked ? `${c.names[i]} panicked in the compaction (exit 2)` : code === 'alive' ? 'did not fire within 5 s; cleared' : `exit ${code} without the panic line`}`;
       return {
         detail,
+        anomalies,
         heal: async () => {
           if (c.isUp(i)) return 'it was up already';
           const restartedFrom = logSize(c, i);
@@ -243,8 +236,8 @@ export const HOOK_NEMESES: Nemesis[] = [
           // crashed in (the compaction's revision was persisted before its first batch).
           const restored = await restoredStore(c, i, restartedFrom);
           const resumed = await logShows(c, i, `"resume scheduled compaction","scheduledCompactRev":${target}`, restartedFrom, 1000);
-          if (!restored) f.problems.push(`${c.names[i]}'s log has no "restored mvcc store" line after its restart`);
-          else if (restored.currentRev < target) f.problems.push(`${c.names[i]} restored revision ${restored.currentRev}, below the compaction at ${target} it crashed in`);
+          if (!restored) anomalies.push(`${c.names[i]}'s log has no "restored mvcc store" line after its restart`);
+          else if (restored.currentRev < target) anomalies.push(`${c.names[i]} restored revision ${restored.currentRev}, below the compaction at ${target} it crashed in`);
           // Then it must catch up with the revision the cluster had before the crash.
           const deadline = Date.now() + 10_000;
           let now = 0;
@@ -252,10 +245,8 @@ export const HOOK_NEMESES: Nemesis[] = [
             now = await c.status(i).then((x) => Number(x.header.revision), () => now);
             if (now < rev) await sleep(200);
           }
-          if (now < rev) f.problems.push(`${c.names[i]} stayed at revision ${now} after its restart, below the ${rev} the cluster had before the crash`);
-          const note = `restored revision ${restored?.currentRev} (compacted ${restored?.compactRev})${resumed ? ' and resumed the compaction' : ''}, caught up to ${now} (cluster was at ${rev})`;
-          f.notes.push(`${c.names[i]} crashed at ${fp} compacting to ${target}, ${note}`);
-          return note;
+          if (now < rev) anomalies.push(`${c.names[i]} stayed at revision ${now} after its restart, below the ${rev} the cluster had before the crash`);
+          return `restored revision ${restored?.currentRev} (compacted ${restored?.compactRev})${resumed ? ' and resumed the compaction' : ''}, caught up to ${now} (cluster was at ${rev})`;
         },
       };
     },

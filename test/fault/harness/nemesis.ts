@@ -8,6 +8,7 @@ import type { Rng } from './rng';
 import type { Clock, Recorder } from './workload';
 import { rawClient } from '../../helpers/member';
 import { blackholeUntilSnapshot, flakyNetwork, isolateLeader } from './nemesis-net';
+import { DISK_NEMESES } from './nemesis-disk';
 import { HOOK_NEMESES } from './nemesis-hooks';
 
 export interface FaultWindow {
@@ -16,6 +17,8 @@ export interface FaultWindow {
   start: number;
   end?: number;
   error?: string;
+  /** What the nemesis itself found wrong with the cluster's reaction (e.g. C7: a member did not restart). */
+  anomaly?: string;
 }
 
 export interface NemesisContext {
@@ -35,11 +38,16 @@ export interface Nemesis {
   peerProxy?: boolean;
   /** Extra bin/etcd arguments the members need for this fault. */
   memberArgs?: string[];
+  /** The members must run under the power-loss shim (slows every write, so 'mixed' does not offer this nemesis). */
+  powerLoss?: boolean;
   /** How long the fault lasts, ms, instead of the run's schedule. */
   holdMs?: [number, number];
-  /** Injects the fault; returns a description and the function that ends it, which may return what it saw (appended
-   * to the window's detail). */
-  inject(ctx: NemesisContext): Promise<{ detail: string; heal: () => Promise<void | string> }>;
+  /** Member log lines this fault causes on purpose (a refusal to start): not a serverLogs problem (C8). */
+  expectedLogLines?: RegExp[];
+  /** Injects the fault; returns a description, the function that ends it (which may update `detail` or return what
+   * it saw, appended to the window's detail), and a list inject or heal may add anomalies to (they fail the run:
+   * check faultExpectations). */
+  inject(ctx: NemesisContext): Promise<{ detail: string; heal: () => Promise<void | string>; anomalies?: string[] }>;
 }
 
 const others = (i: number) => [0, 1, 2].filter((j) => j !== i);
@@ -191,6 +199,7 @@ export const NEMESES: Nemesis[] = [
   flakyNetwork,
   isolateLeader,
   blackholeUntilSnapshot,
+  ...DISK_NEMESES,
   // slow-watch (F16), clock-skew (F17), compact-crash (F15): ./nemesis-hooks.ts
   ...HOOK_NEMESES,
 ];
@@ -203,9 +212,12 @@ export function nemesisByName(name: string): Nemesis | undefined {
 }
 
 /** What the cluster must provide for a run of `kind`: 'mixed' gets what every nemesis needs. */
-export function clusterNeeds(kind: string): { peerProxy: boolean; memberArgs: string[] } {
-  const ns = kind === MIXED ? NEMESES : [nemesisByName(kind)].filter((n): n is Nemesis => n !== undefined);
-  return { peerProxy: ns.some((n) => n.peerProxy), memberArgs: ns.flatMap((n) => n.memberArgs ?? []) };
+export function clusterNeeds(kind: string): { peerProxy: boolean; memberArgs: string[]; powerLoss: boolean } {
+  const ns = kind === MIXED ? NEMESES.filter((n) => !n.powerLoss) : [nemesisByName(kind)].filter((n): n is Nemesis => n !== undefined);
+  // Flag → value, so that two nemeses asking for the same flag do not repeat it.
+  const args = new Map<string, string>();
+  for (const n of ns) for (let i = 0; i + 1 < (n.memberArgs ?? []).length; i += 2) args.set(n.memberArgs![i]!, n.memberArgs![i + 1]!);
+  return { peerProxy: ns.some((n) => n.peerProxy), memberArgs: [...args].flat(), powerLoss: ns.some((n) => n.powerLoss) };
 }
 
 export interface ScheduleOptions {
@@ -229,7 +241,7 @@ export class NemesisRunner {
   constructor(private readonly kind: string, private readonly ctx: NemesisContext, private readonly o: ScheduleOptions) {}
 
   available(): Nemesis[] {
-    return NEMESES.filter((n) => (!n.needsNetns || this.ctx.cluster.net) && (!n.peerProxy || this.ctx.cluster.proxies.length > 0));
+    return NEMESES.filter((n) => (!n.needsNetns || this.ctx.cluster.net) && (!n.peerProxy || this.ctx.cluster.proxies.length > 0) && (!n.powerLoss || this.ctx.cluster.powerLossJournal(0)));
   }
 
   start(): void {
@@ -257,10 +269,12 @@ export class NemesisRunner {
       const w: FaultWindow = { nemesis: n.name, detail: '', start: clock.now() };
       this.windows.push(w);
       let heal: (() => Promise<void | string>) | undefined;
+      let injected: { detail: string; anomalies?: string[] } | undefined;
       try {
         const r = await n.inject(this.ctx);
         w.detail = r.detail;
         heal = r.heal;
+        injected = r;
         log(`  nemesis ${n.name}: ${r.detail}`);
         const [holdMin, holdMax] = n.holdMs ?? this.o.holdMs;
         await this.wait(rng.int(holdMin, holdMax));
@@ -268,15 +282,23 @@ export class NemesisRunner {
         w.error = String(err?.message ?? err);
         log(`  nemesis ${n.name} failed: ${w.error}`);
       } finally {
+        let seen: void | string = undefined;
         try {
-          const seen = await heal?.();
-          if (seen) {
-            w.detail += `; ${seen}`;
-            log(`  nemesis ${n.name} healed: ${seen}`);
-          }
+          seen = await heal?.();
         } catch (err: any) {
           w.error = `${w.error ? w.error + '; ' : ''}heal: ${err?.message ?? err}`;
           log(`  nemesis ${n.name} heal failed: ${err?.message ?? err}`);
+        }
+        // A heal may add to what happened (the ID a replaced member got, what the proxies counted) and to the
+        // anomalies found.
+        if (injected) w.detail = injected.detail;
+        if (seen) {
+          w.detail += `; ${seen}`;
+          log(`  nemesis ${n.name} healed: ${seen}`);
+        }
+        if (injected?.anomalies?.length) {
+          w.anomaly = injected.anomalies.join('; ');
+          log(`  nemesis ${n.name} anomaly: ${w.anomaly}`);
         }
         w.end = clock.now();
       }

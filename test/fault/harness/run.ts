@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import {
   checkConvergence,
   checkFinalState,
+  checkMemberLists,
   checkLinearizable,
   checkNoLostWrites,
   checkPerKey,
@@ -188,7 +189,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
   log(`run ${path.basename(o.dir)}: seed ${o.seed}, nemesis ${o.nemesis}, workload ${summary.workload}, ${short(o.durationMs)}`);
   const needs = clusterNeeds(o.nemesis);
   const hooks = hookSetup(o.nemesis, o.dir, o.nemesis === MIXED);
-  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: { ...o.env, ...hooks.env }, log, seed: o.seed, peerProxy: needs.peerProxy || o.peerProxy, extraArgs: needs.memberArgs });
+  const cluster = await FaultCluster.create({ root: o.dir, netns: o.netns, env: { ...o.env, ...hooks.env }, log, seed: o.seed, peerProxy: needs.peerProxy || o.peerProxy, extraArgs: needs.memberArgs, powerLoss: needs.powerLoss });
   summary.netns = cluster.net ? true : `no (${cluster.netnsWhy})`;
   const watchers = cluster.endpoints.map((e, i) => new Watcher(e, cluster.names[i]!, clock));
   let workload: KvWorkload | K8sWorkload | undefined;
@@ -225,6 +226,14 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     await stopLeaseWorkload(leases).catch(() => {});
   }
   summary.faults = nemesis?.windows ?? [];
+  // C7 and the like: what the nemeses found when they checked the cluster's reaction to a fault (a member that did
+  // not restart, or one that served after damage it must refuse). Recorded before healing, which may fail on it.
+  const flagged = summary.faults.filter((w) => w.anomaly);
+  summary.checks.faultExpectations = {
+    verdict: flagged.length ? 'anomaly' : 'ok',
+    detail: `${summary.faults.length} fault windows`,
+    problems: flagged.length ? flagged.slice(0, 20).map((w) => `${w.nemesis} at ${short(w.start)}: ${w.anomaly}`) : undefined,
+  };
 
   try {
     if (summary.error) throw new Error('run failed before checking');
@@ -280,7 +289,7 @@ export async function runOne(o: RunOptions): Promise<RunSummary> {
     await cluster.destroy();
   }
   if (leases && summary.finalWrite) summary.checks.leaseExpiry = leaseExpiryCheck(leases, summary.faults);
-  await afterStopChecks(cluster, summary.checks);
+  await afterStopChecks(cluster, summary.faults, summary.checks);
 
   // Artefacts.
   const ok = history.filter((x) => x.output !== undefined).length;
@@ -341,7 +350,18 @@ async function check(cluster: FaultCluster, history: History, watchLogs: WatchLo
   }
   const conv = checkConvergence(members).map((p) => p.message);
   if (finals.length < 3) conv.push(`only ${finals.length} of 3 members answered the final read`);
-  checks.convergence = { verdict: conv.length ? 'anomaly' : 'ok', problems: conv.slice(0, 20), detail: members.map((m) => `${m.member}: rev ${m.revision} compact ${m.compactRevision} hash ${m.hash}@${m.hashRevision}`).join('; ') };
+  // The membership too (F14 replaces members): every member's own list, equal, and the three the harness started.
+  const lists = await Promise.all([0, 1, 2].map(async (i) => ({ member: cluster.names[i]!, members: await cluster.memberList(i).catch(() => undefined) })));
+  for (const l of lists) if (!l.members) conv.push(`${l.member} did not answer MemberList`);
+  await cluster.learnIds();
+  const expectedIds = cluster.memberIds.map((id, i) => id ?? `(unknown id of ${cluster.names[i]})`);
+  conv.push(...checkMemberLists(lists.flatMap((l) => (l.members ? [{ member: l.member, members: l.members }] : [])), expectedIds).map((p) => p.message));
+  const listed = lists.find((l) => l.members)?.members ?? [];
+  checks.convergence = {
+    verdict: conv.length ? 'anomaly' : 'ok',
+    problems: conv.slice(0, 20),
+    detail: `${members.map((m) => `${m.member}: rev ${m.revision} compact ${m.compactRevision} hash ${m.hash}@${m.hashRevision}`).join('; ')}; members ${listed.map((m) => `${m.name}=${m.id}${m.isLearner ? ' (learner)' : ''}`).join(', ')}`,
+  };
 
   const lost = finals.flatMap((f) => checkNoLostWrites(history, f).map((p) => p.message));
   checks.noLostWrites = { verdict: lost.length ? 'anomaly' : 'ok', problems: lost.slice(0, 20) };
