@@ -232,12 +232,14 @@ export const HOOK_NEMESES: Nemesis[] = [
           if (c.isUp(i)) return 'it was up already';
           const restartedFrom = logSize(c, i);
           await c.restart(i);
-          // What the member restored from its backend, before Raft replays anything: never below the compaction it
-          // crashed in (the compaction's revision was persisted before its first batch).
+          // What the member restored from its backend, before Raft replays anything. If that includes the
+          // compaction it crashed in (persisted with the consistent index, so it is resumed at open), every revision
+          // up to the compaction must be there too (etcd #17780). If not, the crash came before the compaction was
+          // persisted and the Compact entry is replayed from the WAL with everything before it.
           const restored = await restoredStore(c, i, restartedFrom);
           const resumed = await logShows(c, i, `"resume scheduled compaction","scheduledCompactRev":${target}`, restartedFrom, 1000);
           if (!restored) anomalies.push(`${c.names[i]}'s log has no "restored mvcc store" line after its restart`);
-          else if (restored.currentRev < target) anomalies.push(`${c.names[i]} restored revision ${restored.currentRev}, below the compaction at ${target} it crashed in`);
+          else if (resumed && restored.currentRev < target) anomalies.push(`${c.names[i]} resumed the compaction at ${target} but restored revision ${restored.currentRev}, below it`);
           // Then it must catch up with the revision the cluster had before the crash.
           const deadline = Date.now() + 10_000;
           let now = 0;
@@ -246,7 +248,7 @@ export const HOOK_NEMESES: Nemesis[] = [
             if (now < rev) await sleep(200);
           }
           if (now < rev) anomalies.push(`${c.names[i]} stayed at revision ${now} after its restart, below the ${rev} the cluster had before the crash`);
-          return `restored revision ${restored?.currentRev} (compacted ${restored?.compactRev})${resumed ? ' and resumed the compaction' : ''}, caught up to ${now} (cluster was at ${rev})`;
+          return `restored revision ${restored?.currentRev} (compacted ${restored?.compactRev})${resumed ? ' and resumed the compaction' : ', the Compact entry replayed from the WAL'}, caught up to ${now} (cluster was at ${rev})`;
         },
       };
     },
