@@ -179,7 +179,8 @@ export class FaultCluster {
     this.starts[i]!++;
     const journal = this.powerLossJournal(i);
     if (journal) fs.mkdirSync(path.dirname(journal), { recursive: true });
-    const shim = journal ? { NODE_OPTIONS: `--require ${POWERLOSS_SHIM}`, TSETCD_POWERLOSS_JOURNAL: journal, TSETCD_POWERLOSS_ROOT: this.dataDir(i) } : {};
+    // Added to, not replacing, NODE_OPTIONS from the run's environment (the clock shim of nemesis-hooks.ts).
+    const shim = journal ? { NODE_OPTIONS: `${this.opts.env?.NODE_OPTIONS ?? ''} --require ${POWERLOSS_SHIM}`.trim(), TSETCD_POWERLOSS_JOURNAL: journal, TSETCD_POWERLOSS_ROOT: this.dataDir(i) } : {};
     const p = runEtcd(this.args(i, state), { ...this.opts.env, ...shim, GOFAIL_HTTP: this.gofail[i]! }, { netns: this.net?.namespaces[i] });
     const log = fs.createWriteStream(this.logFile(i), { flags: 'a' });
     log.write(`--- start ${this.starts[i]} pid ${p.proc.pid} ${new Date().toISOString()}\n`);
