@@ -233,17 +233,24 @@ export class MvccStore {
   // -------------------------------------------------------------------------------------------------------
   // Restore
 
+  /**
+   * Rebuilds the key index and the revisions from the backend. Everything is built aside and published in one
+   * synchronous step at the end: during replaceDatabase() the old values stay visible to what reads them without
+   * waiting (response headers, Status, a watch from revision 0) until the new database is fully loaded.
+   */
   private async restore(): Promise<void> {
     const [ciBytes, scheduledBytes, finishedBytes] = await this.backend.readMeta([
       metaNames.consistentIndex,
       metaNames.scheduledCompactRev,
       metaNames.finishedCompactRev,
     ]);
+    let consistentIndex = 0;
     if (ciBytes !== undefined) {
       assert(ciBytes.length === 8, 'consistent_index has a bad length');
-      this.consistentIndexValue = readU64(ciBytes, 0);
+      consistentIndex = readU64(ciBytes, 0);
     }
-    if (finishedBytes !== undefined) this.compactMainRevValue = bytesToRev(finishedBytes).main;
+    let compactMainRev = finishedBytes === undefined ? -1 : bytesToRev(finishedBytes).main;
+    const index = new TreeIndex();
     let scheduled = scheduledBytes === undefined ? 0 : bytesToRev(scheduledBytes).main;
 
     // Everything is in LevelDB: let the scan read all of it.
@@ -255,31 +262,34 @@ export class MvccStore {
       const kv = decodeKeyValueHeader(e.value);
       currentRev = e.rev.main;
       entries++;
-      let ki = this.index.keyIndex(kv.key);
+      let ki = index.keyIndex(kv.key);
       if (ki !== undefined) {
         if (e.tombstone) ki.tombstone(e.rev.main, e.rev.sub);
         else ki.put(e.rev.main, e.rev.sub);
       } else if (!e.tombstone) {
         ki = new KeyIndex(Buffer.from(kv.key));
         ki.restore({ main: kv.createRevision, sub: 0 }, e.rev, kv.version);
-        this.index.insert(ki);
+        index.insert(ki);
       }
       const id = kv.key.toString('latin1');
       if (e.tombstone || kv.lease === 0n) keyToLease.delete(id);
       else keyToLease.set(id, { key: ki!.key, lease: kv.lease });
     }
     // Compaction may have deleted every entry up to the compaction revision.
-    currentRev = Math.max(currentRev, this.compactMainRevValue, scheduled, 1);
+    currentRev = Math.max(currentRev, compactMainRev, scheduled, 1);
+    if (scheduled <= compactMainRev) scheduled = 0;
+    if (scheduled !== 0) compactMainRev = scheduled;
+    this.index = index;
+    this.consistentIndexValue = consistentIndex;
+    this.compactMainRevValue = compactMainRev;
     this.currentRevValue = currentRev;
     this.backend.setDurableRev(currentRev);
     for (const { key, lease } of keyToLease.values()) this.opts.lessor.attach(lease, key);
-    if (scheduled <= this.compactMainRevValue) scheduled = 0;
     this.opts.logger.info(
-      { currentRev, compactRev: this.compactMainRevValue, consistentIndex: this.consistentIndexValue, entries, keys: this.index.size },
+      { currentRev, compactRev: finishedBytes === undefined ? -1 : bytesToRev(finishedBytes).main, consistentIndex, entries, keys: index.size },
       'restored mvcc store',
     );
     if (scheduled !== 0) {
-      this.compactMainRevValue = scheduled;
       this.compactEpoch++;
       this.opts.logger.info({ scheduledCompactRev: scheduled }, 'resume scheduled compaction');
       void this.scheduleCompaction(scheduled);
@@ -746,10 +756,6 @@ export class MvccStore {
       const db = new Level<Buffer, Buffer>(this.opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
       await db.open();
       this.backend = new Backend(db, this.opts.logger);
-      this.index = new TreeIndex();
-      this.currentRevValue = 1;
-      this.compactMainRevValue = -1;
-      this.consistentIndexValue = 0;
       this.compactEpoch++;
       if (this.opts.beforeRestore !== undefined) {
         await this.opts.beforeRestore({ auxGetAll: (bucket) => this.backend.auxGetAll(bucket) });

@@ -227,9 +227,9 @@ export class WatchableStore {
 
   /**
    * Whether a progress notification may be sent now. Not while the database is being replaced (suspend() until
-   * restored()): the store's revision restarts from 1 while the new database is loaded, and a notification then
-   * would go back in time (found by the fault run mixed seed 1661965180: "progress notification 1 goes back from
-   * 197" on a follower installing a snapshot).
+   * restored()): the watchers' positions refer to the old history until they catch up from the new one. (The
+   * fault run mixed seed 1661965180 saw "progress notification 1 goes back from 197" on a follower installing a
+   * snapshot, when the store's revision restarted from 1 during the load; MvccStore.restore no longer does that.)
    */
   get progressAllowed(): boolean {
     return !this.suspended;
