@@ -249,7 +249,8 @@ export class MvccStore {
       assert(ciBytes.length === 8, 'consistent_index has a bad length');
       consistentIndex = readU64(ciBytes, 0);
     }
-    let compactMainRev = finishedBytes === undefined ? -1 : bytesToRev(finishedBytes).main;
+    const finishedCompactRev = finishedBytes === undefined ? -1 : bytesToRev(finishedBytes).main;
+    let compactMainRev = finishedCompactRev;
     const index = new TreeIndex();
     let scheduled = scheduledBytes === undefined ? 0 : bytesToRev(scheduledBytes).main;
 
@@ -286,7 +287,7 @@ export class MvccStore {
     this.backend.setDurableRev(currentRev);
     for (const { key, lease } of keyToLease.values()) this.opts.lessor.attach(lease, key);
     this.opts.logger.info(
-      { currentRev, compactRev: finishedBytes === undefined ? -1 : bytesToRev(finishedBytes).main, consistentIndex, entries, keys: index.size },
+      { currentRev, compactRev: finishedCompactRev, consistentIndex, entries, keys: index.size },
       'restored mvcc store',
     );
     if (scheduled !== 0) {

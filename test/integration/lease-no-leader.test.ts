@@ -8,7 +8,7 @@ import { startTestCluster } from '../helpers/cluster';
 import { call, rawClient } from '../helpers/member';
 import { until } from '../helpers/poll';
 
-t.test('a leaderless member does not answer LeaseTimeToLive itself', async (t) => {
+t.test('F19 mixed, seed 62: a leaderless member does not answer LeaseTimeToLive itself', async (t) => {
   const c = await startTestCluster(3);
   t.teardown(() => c.destroy());
   const lease = rawClient(c.members[0]!.endpoint, 'etcdserverpb', 'Lease');

@@ -9,7 +9,7 @@ import { call, rawClient, startTestMember } from '../helpers/member';
 
 const b = (s: string) => Buffer.from(s);
 
-t.test('revokes and puts applied together answer with their own revisions', async (t) => {
+t.test('F19 mixed (F9 blackhole-until-snapshot), seed 1661965180: revokes and puts applied together answer with their own revisions', async (t) => {
   const m = await startTestMember();
   const kv = rawClient(m.endpoint, 'etcdserverpb', 'KV');
   const lease = rawClient(m.endpoint, 'etcdserverpb', 'Lease');

@@ -419,7 +419,7 @@ t.test('random workload against a model of the event log', async (t) => {
 // revision restarted from 1, and a progress notification then went back in time. The store now keeps its old
 // revision until the new database is loaded (MvccStore.restore publishes at the end), and progress is refused
 // during the replace as well.
-t.test('no progress notification while the database is replaced', async (t) => {
+t.test('F19 mixed (F9 blackhole-until-snapshot), seed 1661965180: no progress notification while the database is replaced', async (t) => {
   const fs = await import('node:fs/promises');
   const path = await import('node:path');
   const root = t.testdir();
