@@ -30,10 +30,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { rawClient } from '../../helpers/member';
 import { type Input, type KeyValue, type Output, prefixEnd, type RangeOutput, type TxnOutput } from '../checker/history';
-import type { WatchEvent, WatchLog, WatchResponse } from '../checker/watch';
+import type { WatchLog } from '../checker/watch';
 import { sleep } from './cluster';
 import { type Rng } from './rng';
-import { type Clock, KEY_PREFIX, type Recorder, toKv } from './workload';
+import { type Clock, KEY_PREFIX, type Recorder, toWatchResponse } from './workload';
 
 export const PODS_PREFIX = `${KEY_PREFIX}registry/pods/default/`;
 export const COMPACT_REV_KEY = `${KEY_PREFIX}compact_rev_key`;
@@ -318,19 +318,7 @@ export class K8sWorkload {
       const stop = () => finish('stopped');
       this.openWatches.add(stop);
       stream.on('data', (r: any) => {
-        const events: WatchEvent[] = (r.events ?? []).map((e: any) => ({
-          type: e.type === 1 || e.type === 'DELETE' ? 'delete' : 'put',
-          kv: toKv(e.kv),
-          prevKv: e.prev_kv ? toKv(e.prev_kv) : null,
-        }));
-        const resp: WatchResponse = {
-          revision: Number(r.header?.revision ?? 0),
-          events,
-          created: r.created || undefined,
-          canceled: r.canceled || undefined,
-          compactRevision: Number(r.compact_revision ?? 0) || undefined,
-          time: this.o.clock.now(),
-        };
+        const resp = toWatchResponse(r, this.o.clock.now());
         log.responses.push(resp);
         if (r.canceled) finish(resp.compactRevision ? 'compacted' : `canceled: ${r.cancel_reason || 'no reason'}`);
       });

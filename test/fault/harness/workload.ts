@@ -49,6 +49,23 @@ export function toKv(x: any): KeyValue {
   };
 }
 
+/** A WatchResponse as the gRPC client decoded it, in the checker's form (received at `time`, if given). */
+export function toWatchResponse(r: any, time?: number): WatchResponse {
+  const resp: WatchResponse = {
+    revision: Number(r.header?.revision ?? 0),
+    events: (r.events ?? []).map((e: any): WatchEvent => ({
+      type: e.type === 1 || e.type === 'DELETE' ? 'delete' : 'put',
+      kv: toKv(e.kv),
+      prevKv: e.prev_kv ? toKv(e.prev_kv) : null,
+    })),
+    created: r.created || undefined,
+    canceled: r.canceled || undefined,
+    compactRevision: Number(r.compact_revision ?? 0) || undefined,
+  };
+  if (time !== undefined) resp.time = time;
+  return resp;
+}
+
 const CMP_RESULT = { '=': 0, '>': 1, '<': 2, '!=': 3 } as const;
 const CMP_TARGET = { version: 0, create: 1, mod: 2, value: 3, lease: 4 } as const;
 
@@ -349,19 +366,8 @@ export class Watcher {
         resolve();
       };
       stream.on('data', (r: any) => {
-        const events: WatchEvent[] = (r.events ?? []).map((e: any) => ({
-          type: e.type === 1 || e.type === 'DELETE' ? 'delete' : 'put',
-          kv: toKv(e.kv),
-          prevKv: e.prev_kv ? toKv(e.prev_kv) : null,
-        }));
-        const resp: WatchResponse = {
-          revision: Number(r.header?.revision ?? 0),
-          events,
-          created: r.created || undefined,
-          canceled: r.canceled || undefined,
-          compactRevision: Number(r.compact_revision ?? 0) || undefined,
-          time: this.clock.now(),
-        };
+        const resp = toWatchResponse(r, this.clock.now());
+        const events = resp.events;
         log.responses.push(resp);
         if (events.length > 0) this.delivered = Math.max(this.delivered, events[events.length - 1]!.kv.modRevision);
         else if (!r.created && !r.canceled && resp.revision > 0) this.delivered = Math.max(this.delivered, resp.revision);
@@ -424,8 +430,9 @@ export function collectFromRevision1(endpoint: string, upTo: number, timeoutMs: 
     };
     const timer = setTimeout(() => finish(`timed out at revision ${last} of ${upTo}`), timeoutMs);
     stream.on('data', (r: any) => {
-      const events: WatchEvent[] = (r.events ?? []).map((e: any) => ({ type: e.type === 1 || e.type === 'DELETE' ? 'delete' : 'put', kv: toKv(e.kv), prevKv: e.prev_kv ? toKv(e.prev_kv) : null }));
-      responses.push({ revision: Number(r.header?.revision ?? 0), events, created: r.created || undefined, canceled: r.canceled || undefined, compactRevision: Number(r.compact_revision ?? 0) || undefined });
+      const resp = toWatchResponse(r);
+      responses.push(resp);
+      const events = resp.events;
       if (r.canceled) return finish(`canceled (compact revision ${r.compact_revision})`);
       if (events.length) last = events[events.length - 1]!.kv.modRevision;
       if (last >= upTo) finish();
