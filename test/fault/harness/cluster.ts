@@ -174,6 +174,26 @@ export class FaultCluster {
     return path.join(this.root, 'logs', `${this.names[i]}.log`);
   }
 
+  /** The size of member i's log file, bytes: a position to look for lines after (logShows). */
+  logSize(i: number): number {
+    try {
+      return fs.statSync(this.logFile(i)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Waits until member i's log contains `text` after byte `from`; returns whether it did within timeoutMs. */
+  async logShows(i: number, text: string, from: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const buf = await fsp.readFile(this.logFile(i)).catch(() => Buffer.alloc(0));
+      if (buf.subarray(from).toString().includes(text)) return true;
+      if (Date.now() > deadline) return false;
+      await sleep(100);
+    }
+  }
+
   spawn(i: number, state: 'new' | 'existing'): EtcdProcess {
     if (this.procs[i]) throw new Error(`${this.names[i]} is already running`);
     this.starts[i]!++;

@@ -47,17 +47,6 @@ export function hookSetup(kind: string, root: string, mixed: boolean): HookSetup
   return s;
 }
 
-/** Waits until the member's log file contains `text` (after byte `from`); returns whether it did within timeoutMs. */
-async function logShows(c: FaultCluster, i: number, text: string, from: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const buf = await fsp.readFile(c.logFile(i)).catch(() => Buffer.alloc(0));
-    if (buf.subarray(from).toString().includes(text)) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-}
-
 /** The member's "restored mvcc store" log line (src/mvcc/kvstore.ts) after byte `from`, if it is there. */
 async function restoredStore(c: FaultCluster, i: number, from: number): Promise<{ currentRev: number; compactRev: number } | undefined> {
   const text = (await fsp.readFile(c.logFile(i)).catch(() => Buffer.alloc(0))).subarray(from).toString();
@@ -72,14 +61,6 @@ async function restoredStore(c: FaultCluster, i: number, from: number): Promise<
   }
   return undefined;
 }
-
-const logSize = (c: FaultCluster, i: number) => {
-  try {
-    return fs.statSync(c.logFile(i)).size;
-  } catch {
-    return 0;
-  }
-};
 
 /** A watch on `k/` from `startRevision`; `slow` pauses the stream and reads only in short bursts. */
 function extraWatch(endpoint: string, startRevision: number, slow: boolean): { received: () => number; close: () => void } {
@@ -187,11 +168,11 @@ export const HOOK_NEMESES: Nemesis[] = [
       const { i, leader } = pickLeader ? await leaderOrRandom(ctx) : { i: ctx.rng.int(0, 2), leader: false };
       const offsetMs = ctx.rng.int(1, 60) * 1000 * (ctx.rng.next() < 0.5 ? -1 : 1);
       const file = clockOffsetFile(clockDir(c.root), c.names[i]!);
-      const from = logSize(c, i);
+      const from = c.logSize(i);
       await fsp.mkdir(path.dirname(file), { recursive: true });
       await fsp.writeFile(file, String(offsetMs));
       const sign = offsetMs >= 0 ? '+' : '';
-      const seen = await logShows(c, i, `clock-shim: wall clock offset now ${sign}${offsetMs} ms`, from, 2000);
+      const seen = await c.logShows(i, `clock-shim: wall clock offset now ${sign}${offsetMs} ms`, from, 2000);
       return {
         detail: `wall clock of ${c.names[i]}${leader ? ' (leader)' : ''} ${sign}${offsetMs / 1000} s: ${seen ? "the shim's line is in its log" : 'NOT confirmed in its log within 2 s'}`,
         heal: async () => {
@@ -216,13 +197,13 @@ export const HOOK_NEMESES: Nemesis[] = [
       const s = await c.status(via);
       const rev = Number(s.header.revision);
       const target = Math.max(2, rev - ctx.rng.int(5, 30));
-      const from = logSize(c, i);
+      const from = c.logSize(i);
       await c.failpoint(i, fp, 'panic');
       const kv = rawClient(c.endpoints[via]!, 'etcdserverpb', 'KV');
       const out = await ctx.recorder.run(ctx.recorder.newClientId(), kv, c.names[via]!, { type: 'compact', revision: target }, 5000);
       kv.close();
       const code = await Promise.race([p.exited, sleep(5000).then(() => 'alive' as const)]);
-      const panicked = code === 2 && (await logShows(c, i, `panic: failpoint ${fp}`, from, 1000));
+      const panicked = code === 2 && (await c.logShows(i, `panic: failpoint ${fp}`, from, 1000));
       if (code === 'alive') await c.failpoint(i, fp, undefined).catch(() => {});
       const detail = `${fp}=panic on ${c.names[i]}, compact ${target} via ${c.names[via]} (${out === undefined ? 'failed' : JSON.stringify(out)}): ${panicked ? `${c.names[i]} panicked in the compaction (exit 2)` : code === 'alive' ? 'did not fire within 5 s; cleared' : `exit ${code} without the panic line`}`;
       return {
@@ -230,14 +211,14 @@ export const HOOK_NEMESES: Nemesis[] = [
         anomalies,
         heal: async () => {
           if (c.isUp(i)) return 'it was up already';
-          const restartedFrom = logSize(c, i);
+          const restartedFrom = c.logSize(i);
           await c.restart(i);
           // What the member restored from its backend, before Raft replays anything. If that includes the
           // compaction it crashed in (persisted with the consistent index, so it is resumed at open), every revision
           // up to the compaction must be there too (etcd #17780). If not, the crash came before the compaction was
           // persisted and the Compact entry is replayed from the WAL with everything before it.
           const restored = await restoredStore(c, i, restartedFrom);
-          const resumed = await logShows(c, i, `"resume scheduled compaction","scheduledCompactRev":${target}`, restartedFrom, 1000);
+          const resumed = await c.logShows(i, `"resume scheduled compaction","scheduledCompactRev":${target}`, restartedFrom, 1000);
           if (!restored) anomalies.push(`${c.names[i]}'s log has no "restored mvcc store" line after its restart`);
           else if (resumed && restored.currentRev < target) anomalies.push(`${c.names[i]} resumed the compaction at ${target} but restored revision ${restored.currentRev}, below it`);
           // Then it must catch up with the revision the cluster had before the crash.

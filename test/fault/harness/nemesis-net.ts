@@ -9,6 +9,9 @@
 // - blackhole-until-snapshot (F9): a follower is cut from its peers until the leader has compacted its Raft log
 //   past everything the follower can have, so that healing needs a snapshot (members run with a small
 //   --snapshot-count for this). The detail says whether one was sent and installed (the members' /metrics).
+// - snapshot-crash (F4 at the snapshot points): the same cut, then the follower panics at a failpoint while it saves
+//   or installs the snapshot it receives once healed; or a member panics while taking a snapshot of its own. It is
+//   restarted after the hold and must catch up.
 
 import http from 'node:http';
 import fsp from 'node:fs/promises';
@@ -126,38 +129,56 @@ async function leaderLog(ctx: NemesisContext, i: number, sinceIso: string, peerH
   return out;
 }
 
+/** The leader and a random follower, or undefined if there is no leader. */
+async function leaderAndFollower(ctx: NemesisContext): Promise<{ l: number; f: number } | undefined> {
+  const l = await ctx.cluster.leader(3000);
+  return l < 0 ? undefined : { l, f: ctx.rng.pick(others(l)) };
+}
+
+/**
+ * Cuts follower f off from its peers until healing it needs a snapshot: leader l has compacted its Raft log past
+ * everything f can hold, and its stream to f has closed. f stays cut off (the caller heals). Returns the detail.
+ */
+async function cutUntilSnapshotNeeded(ctx: NemesisContext, l: number, f: number): Promise<string> {
+  const { cluster } = ctx;
+  const peerHex = BigInt(cluster.memberIds[f]!).toString(16);
+  const cutIso = new Date().toISOString();
+  await cluster.net!.isolate(f);
+  // The follower cannot hold an entry the leader did not have when the cut came, except what the leader's socket
+  // still holds for retransmission: a blackhole route drops packets, not the connection, and TCP delivers that
+  // backlog after the heal. Hence also wait until the leader's stream to the follower has closed (its read
+  // timeout), which discards the backlog and puts the follower back to probing from its own last index.
+  const leaderIndex = Number((await cluster.status(l)).raftIndex);
+  const past = leaderIndex + IN_FLIGHT_MARGIN;
+  const started = Date.now();
+  let seen = await leaderLog(ctx, l, cutIso, peerHex);
+  while ((seen.compactIndex < past || !seen.peerInactive) && Date.now() - started < 20_000) {
+    await sleep(200);
+    seen = await leaderLog(ctx, l, cutIso, peerHex);
+  }
+  const waited = ((Date.now() - started) / 1000).toFixed(1);
+  return `blackhole ${cluster.names[f]} <-> peers until ${cluster.names[l]} compacted its Raft log past index ${past} and dropped its stream: compact index ${seen.compactIndex}, stream ${seen.peerInactive ? 'closed' : 'still open'} after ${waited} s`;
+}
+
+const snapshotArgs = ['--snapshot-count', String(SNAPSHOT_COUNT), '--experimental-snapshot-catchup-entries', String(SNAPSHOT_CATCHUP_ENTRIES)];
+
 export const blackholeUntilSnapshot: Nemesis = {
   name: 'blackhole-until-snapshot',
   matrix: 'F9',
   needsNetns: true,
-  memberArgs: ['--snapshot-count', String(SNAPSHOT_COUNT), '--experimental-snapshot-catchup-entries', String(SNAPSHOT_CATCHUP_ENTRIES)],
+  memberArgs: snapshotArgs,
   async inject(ctx) {
     const { cluster } = ctx;
-    const l = await cluster.leader(3000);
-    if (l < 0) return { detail: 'no leader: nothing isolated', heal: async () => {} };
-    const f = ctx.rng.pick(others(l));
-    const peerHex = BigInt(cluster.memberIds[f]!).toString(16);
-    const fHex = `{To="${peerHex}"}`;
+    const lf = await leaderAndFollower(ctx);
+    if (!lf) return { detail: 'no leader: nothing isolated', heal: async () => {} };
+    const { f } = lf;
+    const fHex = `{To="${BigInt(cluster.memberIds[f]!).toString(16)}"}`;
     const sentBefore = await sumMetric(ctx, 'etcd_network_snapshot_send_success', fHex);
     const appliedBefore = await metric(cluster.endpoints[f]!, 'tsetcd_snapshots_applied_total').then((m) => m.get('') ?? 0, () => 0);
-    const cutIso = new Date().toISOString();
-    await cluster.net!.isolate(f);
-    // The follower cannot hold an entry the leader did not have when the cut came, except what the leader's socket
-    // still holds for retransmission: a blackhole route drops packets, not the connection, and TCP delivers that
-    // backlog after the heal. Hence also wait until the leader's stream to the follower has closed (its read
-    // timeout), which discards the backlog and puts the follower back to probing from its own last index.
-    const leaderIndex = Number((await cluster.status(l)).raftIndex);
-    const past = leaderIndex + IN_FLIGHT_MARGIN;
-    const started = Date.now();
-    let seen = await leaderLog(ctx, l, cutIso, peerHex);
-    while ((seen.compactIndex < past || !seen.peerInactive) && Date.now() - started < 20_000) {
-      await sleep(200);
-      seen = await leaderLog(ctx, l, cutIso, peerHex);
-    }
-    const waited = ((Date.now() - started) / 1000).toFixed(1);
+    const detail = await cutUntilSnapshotNeeded(ctx, lf.l, f);
     const name = (i: number) => cluster.names[i]!;
     return {
-      detail: `blackhole ${name(f)} <-> peers until ${name(l)} compacted its Raft log past index ${past} and dropped its stream: compact index ${seen.compactIndex}, stream ${seen.peerInactive ? 'closed' : 'still open'} after ${waited} s`,
+      detail,
       heal: async () => {
         await cluster.net!.heal();
         const until = Date.now() + 10_000;
@@ -172,6 +193,72 @@ export const blackholeUntilSnapshot: Nemesis = {
         return sent > sentBefore
           ? `snapshot sent to ${name(f)} (etcd_network_snapshot_send_success ${sentBefore} -> ${sent}; ${name(f)} installed ${applied - appliedBefore})`
           : `no snapshot sent to ${name(f)} within 10 s of healing`;
+      },
+    };
+  },
+};
+
+/** Failpoints around snapshots (src/util/failpoints.ts): receiving one from the leader, and taking one. */
+export const SNAPSHOT_CRASH_FAILPOINTS = ['raftBeforeSaveSnap', 'raftAfterSaveSnap', 'raftBeforeApplySnap', 'raftAfterApplySnap', 'beforeSnapshot', 'afterSnapshot'];
+
+/**
+ * F4 at the snapshot points: a member panics while it saves or installs a snapshot received from the leader (the
+ * follower of blackhole-until-snapshot, with the failpoint set before the heal), or while it takes one of its own
+ * (every 100 entries in these runs). Restarted after the hold, it must come up and catch up with the revision the
+ * cluster had at the crash; a received snapshot persisted but not installed is installed at start (etcd's
+ * "backend is behind the snapshot"), one not persisted is sent again.
+ */
+export const snapshotCrash: Nemesis = {
+  name: 'snapshot-crash',
+  matrix: 'F4 + F9 (crash while saving, installing or taking a snapshot)',
+  needsNetns: true,
+  memberArgs: snapshotArgs,
+  async inject(ctx) {
+    const { cluster } = ctx;
+    const fp = ctx.rng.pick(SNAPSHOT_CRASH_FAILPOINTS);
+    const receiving = fp.startsWith('raft');
+    let i = ctx.rng.int(0, 2);
+    let cutDetail = '';
+    if (receiving) {
+      const lf = await leaderAndFollower(ctx);
+      if (!lf) return { detail: `no leader: nothing injected (${fp})`, heal: async () => {} };
+      i = lf.f;
+      cutDetail = `${await cutUntilSnapshotNeeded(ctx, lf.l, i)}; `;
+    }
+    const name = cluster.names[i]!;
+    const p = cluster.procs[i];
+    if (!p) return { detail: `${cutDetail}${name} is down: nothing injected (${fp})`, heal: async () => {} };
+    const from = cluster.logSize(i);
+    await cluster.failpoint(i, fp, 'panic');
+    if (receiving) await cluster.net!.heal();
+    const code = await Promise.race([p.exited, sleep(10_000).then(() => 'alive' as const)]);
+    if (code === 'alive') await cluster.failpoint(i, fp, undefined).catch(() => {});
+    const panicked = code === 2 && (await cluster.logShows(i, `panic: failpoint ${fp}`, from, 1000));
+    const anomalies: string[] = [];
+    return {
+      detail: `${cutDetail}${fp}=panic on ${name}${receiving ? ', then healed' : ''}: ${panicked ? 'it panicked (exit 2)' : code === 'alive' ? 'did not fire within 10 s; cleared' : `exit ${code} without the panic line`}`,
+      anomalies,
+      heal: async () => {
+        if (cluster.isUp(i)) return `${name} was up`;
+        const l = await cluster.leader(5000);
+        const target = l >= 0 ? Number((await cluster.status(l)).header.revision) : 0;
+        const restartedFrom = cluster.logSize(i);
+        try {
+          await cluster.restart(i);
+        } catch (err: any) {
+          anomalies.push(`${name} did not restart after ${fp}: ${err?.message ?? err}`);
+          return `${name} did not restart`;
+        }
+        const deadline = Date.now() + 15_000;
+        let now = 0;
+        while (now < target && Date.now() < deadline) {
+          now = await cluster.status(i).then((x) => Number(x.header.revision), () => now);
+          if (now < target) await sleep(200);
+        }
+        if (now < target) anomalies.push(`${name} stayed at revision ${now} after its restart, below the ${target} the cluster had`);
+        const atStart = await cluster.logShows(i, 'installing the received snapshot database', restartedFrom, 0);
+        const again = await cluster.logShows(i, '"applied snapshot"', restartedFrom, 0);
+        return `restarted${atStart ? ', installed the received snapshot at start' : ''}${again ? ', installed a snapshot from the leader' : ''}, caught up to ${now} (cluster was at ${target})`;
       },
     };
   },

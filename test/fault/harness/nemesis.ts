@@ -7,7 +7,7 @@ import { sleep } from './cluster';
 import type { Rng } from './rng';
 import type { Clock, Recorder } from './workload';
 import { rawClient } from '../../helpers/member';
-import { blackholeUntilSnapshot, flakyNetwork, isolateLeader } from './nemesis-net';
+import { blackholeUntilSnapshot, flakyNetwork, isolateLeader, snapshotCrash } from './nemesis-net';
 import { DISK_NEMESES } from './nemesis-disk';
 import { HOOK_NEMESES } from './nemesis-hooks';
 
@@ -199,6 +199,7 @@ export const NEMESES: Nemesis[] = [
   flakyNetwork,
   isolateLeader,
   blackholeUntilSnapshot,
+  snapshotCrash,
   ...DISK_NEMESES,
   // slow-watch (F16), clock-skew (F17), compact-crash (F15): ./nemesis-hooks.ts
   ...HOOK_NEMESES,
