@@ -254,22 +254,22 @@ export class FaultCluster {
     this.paused[i] = false;
   }
 
-  async status(i: number, timeoutMs = 2000): Promise<any> {
-    const mt = rawClient(this.endpoints[i]!, 'etcdserverpb', 'Maintenance');
+  status(i: number, timeoutMs = 2000): Promise<any> {
+    return this.maintenance(i, 'Status', {}, timeoutMs);
+  }
+
+  /** One unary call of `service` on member i, over a client of its own. */
+  private async call<T>(i: number, service: 'Maintenance' | 'Cluster', method: string, req: object, timeoutMs: number): Promise<T> {
+    const client = rawClient(this.endpoints[i]!, 'etcdserverpb', service);
     try {
-      return await unary(mt, 'Status', {}, timeoutMs);
+      return await unary<T>(client, method, req, timeoutMs);
     } finally {
-      mt.close();
+      client.close();
     }
   }
 
-  async maintenance<T = any>(i: number, method: string, req: object, timeoutMs = 5000): Promise<T> {
-    const mt = rawClient(this.endpoints[i]!, 'etcdserverpb', 'Maintenance');
-    try {
-      return await unary<T>(mt, method, req, timeoutMs);
-    } finally {
-      mt.close();
-    }
+  maintenance<T = any>(i: number, method: string, req: object, timeoutMs = 5000): Promise<T> {
+    return this.call<T>(i, 'Maintenance', method, req, timeoutMs);
   }
 
   async learnIds(): Promise<void> {
@@ -308,13 +308,8 @@ export class FaultCluster {
   }
 
   /** A Cluster-service call on member i. */
-  async clusterCall<T = any>(i: number, method: string, req: object, timeoutMs = 5000): Promise<T> {
-    const cl = rawClient(this.endpoints[i]!, 'etcdserverpb', 'Cluster');
-    try {
-      return await unary<T>(cl, method, req, timeoutMs);
-    } finally {
-      cl.close();
-    }
+  clusterCall<T = any>(i: number, method: string, req: object, timeoutMs = 5000): Promise<T> {
+    return this.call<T>(i, 'Cluster', method, req, timeoutMs);
   }
 
   /** Member i's own view of the membership (MemberList without linearizable: what that member has applied). */
